@@ -1,0 +1,176 @@
+//! [`AuthError`]: why a request was not authenticated, and the one place that decides its
+//! HTTP status.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::Scopes;
+
+/// What went wrong, in the terms of RFC 6750 §3.1 plus the two outcomes that are not the
+/// client's fault or not about its credential (rate limits and outages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No credential at all: 401 with a bare challenge (RFC 6750 §3: no error code).
+    MissingCredential,
+    /// The request is malformed (two `Authorization` headers, a credential sent two ways,
+    /// a bearer token outside the token68 charset): 400 `invalid_request`.
+    InvalidRequest,
+    /// The credential is present but not valid (unknown, expired, bad signature...):
+    /// 401 `invalid_token`.
+    InvalidToken,
+    /// The credential is valid but does not carry the scopes the route needs:
+    /// 403 `insufficient_scope`.
+    InsufficientScope,
+    /// The credential is valid but over its rate limit or usage quota: 429.
+    RateLimited,
+    /// The service that verifies credentials (key service, IdP) could not be asked, or gave
+    /// an answer that makes no sense: 503. Never the client's fault, so never a 401.
+    Unavailable,
+}
+
+impl ErrorKind {
+    /// The HTTP status for this kind. This is the only place a status is decided.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::MissingCredential | ErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The RFC 6750 error code for the `WWW-Authenticate` challenge, if this kind has one.
+    /// A missing credential has none (RFC 6750 §3), and neither have rate limits and outages,
+    /// which are not challenges.
+    pub fn challenge_code(self) -> Option<&'static str> {
+        match self {
+            ErrorKind::InvalidRequest => Some("invalid_request"),
+            ErrorKind::InvalidToken => Some("invalid_token"),
+            ErrorKind::InsufficientScope => Some("insufficient_scope"),
+            ErrorKind::MissingCredential | ErrorKind::RateLimited | ErrorKind::Unavailable => None,
+        }
+    }
+
+    /// The machine-readable code used in the JSON body (`"error"`).
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::MissingCredential => "unauthorized",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Unavailable => "temporarily_unavailable",
+            other => other.challenge_code().unwrap_or("unauthorized"),
+        }
+    }
+}
+
+/// Why a request was not authenticated or not authorized.
+///
+/// Built only from fixed descriptions chosen by tollgate or by the code that rejects: a
+/// credential is never part of an `AuthError`, so rendering or logging one cannot leak it.
+///
+/// ```
+/// use tollgate_core::{AuthError, ErrorKind};
+/// use http::StatusCode;
+///
+/// let err = AuthError::invalid_token("the token has expired");
+/// assert_eq!(err.kind(), ErrorKind::InvalidToken);
+/// assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+/// assert_eq!(err.to_string(), "invalid_token: the token has expired");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}", .kind.code(), .description)]
+pub struct AuthError {
+    kind: ErrorKind,
+    description: Cow<'static, str>,
+    retry_after: Option<Duration>,
+    scope: Option<Scopes>,
+}
+
+impl AuthError {
+    /// An error of `kind` with a human-readable description. The description must not contain
+    /// the credential.
+    pub fn new(kind: ErrorKind, description: impl Into<Cow<'static, str>>) -> Self {
+        AuthError {
+            kind,
+            description: description.into(),
+            retry_after: None,
+            scope: None,
+        }
+    }
+
+    /// No credential was sent (401, bare challenge).
+    pub fn missing_credential() -> Self {
+        Self::new(ErrorKind::MissingCredential, "no credential was sent")
+    }
+
+    /// The request is malformed (400 `invalid_request`).
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, description)
+    }
+
+    /// The credential is not valid (401 `invalid_token`).
+    pub fn invalid_token(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::InvalidToken, description)
+    }
+
+    /// The credential lacks `needed` (403 `insufficient_scope`, `scope="…"` in the challenge).
+    pub fn insufficient_scope(needed: Scopes) -> Self {
+        let mut err = Self::new(
+            ErrorKind::InsufficientScope,
+            "the credential does not grant the scope this request needs",
+        );
+        err.scope = Some(needed);
+        err
+    }
+
+    /// Over a rate limit or quota (429); `retry_after` becomes the `Retry-After` header.
+    pub fn rate_limited(
+        description: impl Into<Cow<'static, str>>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        let mut err = Self::new(ErrorKind::RateLimited, description);
+        err.retry_after = retry_after;
+        err
+    }
+
+    /// The verifier could not be reached or answered nonsense (503, `Retry-After`).
+    pub fn unavailable(description: impl Into<Cow<'static, str>>, retry_after: Duration) -> Self {
+        let mut err = Self::new(ErrorKind::Unavailable, description);
+        err.retry_after = Some(retry_after);
+        err
+    }
+
+    /// Sets the `Retry-After` hint.
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status ([`ErrorKind::status`]).
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// The human-readable description (never contains a credential).
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// When the client may try again, for 429 and 503.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The scopes that were needed, for `insufficient_scope`.
+    pub fn scope(&self) -> Option<&Scopes> {
+        self.scope.as_ref()
+    }
+}

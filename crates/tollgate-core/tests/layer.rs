@@ -1,0 +1,499 @@
+//! `AuthLayer` over a plain `tower::service_fn` and over an axum `Router` served on 127.0.0.1.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use tollgate_core::*;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+/// Accepts bearer `good` (scopes `orders:read`), answers `down` as an outage and `slow` as a
+/// rate limit, refuses anything else.
+struct Token;
+
+impl Authenticator for Token {
+    async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        match CredentialSource::bearer()
+            .max_len(64)
+            .find(&parts.headers)?
+        {
+            None => Err(AuthError::missing_credential()),
+            Some("good") => Ok(Principal::builder("alice", CredentialKind::Jwt)
+                .scopes(Scopes::from(["orders:read"]))
+                .build()),
+            Some("down") => Err(AuthError::unavailable(
+                "the identity provider is unreachable",
+                Duration::from_millis(1500),
+            )),
+            Some("limited") => Err(AuthError::rate_limited(
+                "too many requests",
+                Some(Duration::from_secs(7)),
+            )),
+            Some(_) => Err(AuthError::invalid_token("unknown token")),
+        }
+    }
+
+    fn guard_credentials(&self, headers: &mut http::HeaderMap, strip: bool) {
+        CredentialSource::bearer().guard(headers, strip)
+    }
+}
+
+/// Accepts `x-api-key: key-1`.
+struct Key;
+
+const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+impl Authenticator for Key {
+    async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        match CredentialSource::header(API_KEY).find(&parts.headers)? {
+            None => Err(AuthError::missing_credential()),
+            Some("key-1") => Ok(Principal::builder("key_1", CredentialKind::ApiKey).build()),
+            Some(_) => Err(AuthError::invalid_token("unknown key")),
+        }
+    }
+
+    fn guard_credentials(&self, headers: &mut http::HeaderMap, strip: bool) {
+        CredentialSource::header(API_KEY).guard(headers, strip)
+    }
+}
+
+type Seen = Arc<std::sync::Mutex<Vec<Request<()>>>>;
+
+/// An inner service that records what it saw and answers with the subject.
+fn recorder(
+    seen: Seen,
+) -> impl Service<Request<()>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    tower::service_fn(move |req: Request<()>| {
+        let seen = seen.clone();
+        async move {
+            let who = req
+                .extensions()
+                .get::<Principal>()
+                .map_or("anonymous".to_owned(), |p| p.subject().to_owned());
+            seen.lock().unwrap().push(req);
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(who))))
+        }
+    })
+}
+
+async fn call<A: Authenticator>(
+    layer: AuthLayer<A>,
+    req: Request<()>,
+) -> (Response<Full<Bytes>>, Vec<Request<()>>) {
+    let seen = Seen::default();
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(recorder(seen.clone()));
+    let res = svc.oneshot(req).await.unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    (res, seen)
+}
+
+fn with_auth(value: &[u8]) -> Request<()> {
+    let mut req = Request::new(());
+    req.headers_mut()
+        .insert(AUTHORIZATION, HeaderValue::from_bytes(value).unwrap());
+    req
+}
+
+async fn body(res: Response<Full<Bytes>>) -> serde_json::Value {
+    use http_body_util::BodyExt;
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn valid_credential_reaches_inner_with_principal() {
+    let (res, seen) = call(AuthLayer::new(Token), with_auth(b"Bearer good")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(seen.len(), 1);
+    let principal = seen[0].extensions().get::<Principal>().unwrap();
+    assert_eq!(principal.subject(), "alice");
+    assert!(principal.scopes().contains("orders:read"));
+    // The credential header stays, but is marked sensitive for loggers behind the layer.
+    assert!(seen[0].headers()[AUTHORIZATION].is_sensitive());
+}
+
+#[tokio::test]
+async fn missing_credential_is_a_bare_challenge_rfc6750_s3() {
+    let (res, seen) = call(AuthLayer::new(Token), Request::new(())).await;
+    assert!(seen.is_empty(), "inner must not be called");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()[WWW_AUTHENTICATE], r#"Bearer realm="api""#);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert_eq!(body(res).await["error"], "unauthorized");
+}
+
+#[tokio::test]
+async fn malformed_authorization_headers() {
+    // (header value, expected status, expected challenge error code)
+    let cases: &[(&[u8], u16, Option<&str>)] = &[
+        (b"good", 401, None),                          // no scheme: no bearer credential
+        (b"Basic dXNlcjpwYXNz", 401, None),            // another scheme
+        (b"Bearer", 400, Some("invalid_request")),     // empty token
+        (b"Bearer    ", 400, Some("invalid_request")), // only spaces
+        (b"Bearer a b", 400, Some("invalid_request")), // space inside
+        (b"Bearer go\"od", 400, Some("invalid_request")), // outside b64token
+        (b"Bearer \xff\xfe", 400, Some("invalid_request")), // not visible ASCII
+        (b"Bearer bad", 401, Some("invalid_token")),
+        (b"bEaReR good", 200, None), // scheme is case-insensitive (RFC 6750 §2.1)
+        (b"Bearer  good ", 200, None),
+    ];
+    for (value, status, code) in cases {
+        let (res, seen) = call(AuthLayer::new(Token), with_auth(value)).await;
+        assert_eq!(
+            res.status(),
+            *status,
+            "{:?}",
+            String::from_utf8_lossy(value)
+        );
+        assert_eq!(seen.len(), usize::from(*status == 200));
+        if *status != 200 {
+            let challenge = res.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+            match code {
+                Some(code) => assert!(
+                    challenge.contains(&format!(r#"error="{code}""#)),
+                    "{challenge}"
+                ),
+                None => assert_eq!(challenge, r#"Bearer realm="api""#),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_invalid_request() {
+    let mut req = with_auth(b"Bearer good");
+    req.headers_mut()
+        .append(AUTHORIZATION, HeaderValue::from_static("Bearer good"));
+    let (res, seen) = call(AuthLayer::new(Token), req).await;
+    assert!(seen.is_empty());
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        res.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="invalid_request""#)
+    );
+}
+
+#[tokio::test]
+async fn oversized_header_is_refused_before_parsing() {
+    let huge = format!("Bearer {}", "a".repeat(100 * 1024));
+    let (res, seen) = call(AuthLayer::new(Token), with_auth(huge.as_bytes())).await;
+    assert!(seen.is_empty());
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let text = format!("{:?}", res.headers());
+    assert!(!text.contains("aaaa"), "the credential must not be echoed");
+    assert_eq!(
+        body(res).await["error_description"],
+        "the credential is too long"
+    );
+}
+
+#[tokio::test]
+async fn outage_is_503_with_retry_after_never_401() {
+    let (res, seen) = call(AuthLayer::new(Token), with_auth(b"Bearer down")).await;
+    assert!(seen.is_empty());
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "2"); // 1.5 s rounded up
+    assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
+    assert_eq!(body(res).await["error"], "temporarily_unavailable");
+
+    let (res, _) = call(AuthLayer::new(Token), with_auth(b"Bearer limited")).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "7");
+}
+
+#[tokio::test]
+async fn optional_mode_lets_anonymous_through_but_not_bad_credentials() {
+    let (res, seen) = call(AuthLayer::new(Token).optional(), Request::new(())).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(seen[0].extensions().get::<Principal>().is_none());
+
+    let (res, seen) = call(AuthLayer::new(Token).optional(), with_auth(b"Bearer bad")).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(seen.is_empty());
+
+    let (res, seen) = call(AuthLayer::new(Token).optional(), with_auth(b"Bearer ")).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(seen.is_empty());
+}
+
+#[tokio::test]
+async fn two_authenticators_are_chosen_by_the_credential_present() {
+    let layer = || AuthLayer::new(Token.or(Key));
+
+    let (res, seen) = call(layer(), with_auth(b"Bearer good")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        seen[0].extensions().get::<Principal>().unwrap().kind(),
+        CredentialKind::Jwt
+    );
+
+    let mut req = Request::new(());
+    req.headers_mut()
+        .insert(API_KEY, HeaderValue::from_static("key-1"));
+    let (res, seen) = call(layer(), req).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        seen[0].extensions().get::<Principal>().unwrap().kind(),
+        CredentialKind::ApiKey
+    );
+
+    // A bad bearer token is refused by the bearer authenticator; the key one never sees it,
+    // even though a good key is also present.
+    let mut req = with_auth(b"Bearer bad");
+    req.headers_mut()
+        .insert(API_KEY, HeaderValue::from_static("key-1"));
+    let (res, seen) = call(layer(), req).await;
+    assert_eq!(res.status(), 401);
+    assert!(seen.is_empty());
+
+    let (res, _) = call(layer(), Request::new(())).await;
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn custom_error_format_is_used_with_the_status_of_the_error() {
+    let format = |err: &AuthError| {
+        let mut res = Response::new(Bytes::from(format!(
+            "<problem>{}</problem>",
+            err.kind().code()
+        )));
+        // A format cannot change the status: tollgate decides it.
+        *res.status_mut() = StatusCode::IM_A_TEAPOT;
+        res
+    };
+    let (res, seen) = call(
+        AuthLayer::new(Token).error_format(format),
+        with_auth(b"Bearer bad"),
+    )
+    .await;
+    assert!(seen.is_empty());
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    use http_body_util::BodyExt;
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(bytes, "<problem>invalid_token</problem>");
+}
+
+#[tokio::test]
+async fn strip_credentials_removes_them_before_the_inner_service() {
+    let (res, seen) = call(
+        AuthLayer::new(Token).strip_credentials(),
+        with_auth(b"Bearer good"),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert!(seen[0].headers().get(AUTHORIZATION).is_none());
+}
+
+#[tokio::test]
+async fn cookie_credential_is_opt_in_and_stripped_alone() {
+    struct CookieAuth;
+    impl Authenticator for CookieAuth {
+        async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
+            match CredentialSource::bearer()
+                .also_cookie("session")
+                .find(&parts.headers)?
+            {
+                Some("good") => {
+                    Ok(Principal::builder("c", CredentialKind::Other("cookie")).build())
+                }
+                Some(_) => Err(AuthError::invalid_token("bad")),
+                None => Err(AuthError::missing_credential()),
+            }
+        }
+        fn guard_credentials(&self, headers: &mut http::HeaderMap, strip: bool) {
+            CredentialSource::bearer()
+                .also_cookie("session")
+                .guard(headers, strip)
+        }
+    }
+    let mut req = Request::new(());
+    req.headers_mut().insert(
+        "cookie",
+        HeaderValue::from_static("theme=dark; session=good; lang=en"),
+    );
+    let (res, seen) = call(AuthLayer::new(CookieAuth).strip_credentials(), req).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen[0].headers()["cookie"], "theme=dark; lang=en");
+
+    // Sent both as a cookie and as a header: one method only (RFC 6750 §2).
+    let mut req = with_auth(b"Bearer good");
+    req.headers_mut()
+        .insert("cookie", HeaderValue::from_static("session=good"));
+    let (res, seen) = call(AuthLayer::new(CookieAuth), req).await;
+    assert_eq!(res.status(), 400);
+    assert!(seen.is_empty());
+}
+
+#[tokio::test]
+async fn cors_preflight_is_let_through_only_when_enabled() {
+    let preflight = || {
+        Request::builder()
+            .method("OPTIONS")
+            .header("access-control-request-method", "POST")
+            .body(())
+            .unwrap()
+    };
+    let (res, _) = call(AuthLayer::new(Token), preflight()).await;
+    assert_eq!(res.status(), 401);
+    let (res, seen) = call(AuthLayer::new(Token).allow_cors_preflight(), preflight()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.len(), 1);
+    // A plain OPTIONS is not a preflight.
+    let plain = Request::builder().method("OPTIONS").body(()).unwrap();
+    let (res, _) = call(AuthLayer::new(Token).allow_cors_preflight(), plain).await;
+    assert_eq!(res.status(), 401);
+}
+
+/// A service that is ready only when told so.
+#[derive(Clone)]
+struct Gate(Arc<AtomicBool>, Arc<AtomicUsize>);
+
+impl Service<Request<()>> for Gate {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        if self.0.load(Ordering::SeqCst) {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(Response::new(Full::default())))
+    }
+}
+
+#[tokio::test]
+async fn poll_ready_back_pressure_is_passed_through() {
+    let open = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = ServiceBuilder::new()
+        .layer(AuthLayer::new(Token))
+        .service(Gate(open.clone(), calls.clone()));
+    let waker = futures_noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    assert!(svc.poll_ready(&mut cx).is_pending());
+    open.store(true, Ordering::SeqCst);
+    assert!(svc.poll_ready(&mut cx).is_ready());
+    let res = svc.call(with_auth(b"Bearer good")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+fn futures_noop_waker() -> std::task::Waker {
+    std::task::Waker::noop().clone()
+}
+
+mod over_http {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+
+    /// Serves `app` on 127.0.0.1 (random port) and returns its base URL.
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    fn app(hits: Arc<AtomicUsize>) -> Router {
+        Router::new()
+            .route(
+                "/orders",
+                get(move |req: axum::extract::Request| {
+                    let hits = hits.clone();
+                    async move {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        let p = req.extensions().get::<Principal>().cloned();
+                        p.map_or("anonymous".to_owned(), |p| p.subject().to_owned())
+                    }
+                }),
+            )
+            .layer(AuthLayer::new(Token.or(Key)))
+    }
+
+    #[tokio::test]
+    async fn axum_router_over_real_http() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let base = serve(app(hits.clone())).await;
+        let client = reqwest::Client::new();
+        let url = format!("{base}/orders");
+
+        let res = client.get(&url).bearer_auth("good").send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "alice");
+
+        let res = client
+            .get(&url)
+            .header("x-api-key", "key-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.text().await.unwrap(), "key_1");
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+        let res = client.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), 401);
+        assert_eq!(res.headers()[WWW_AUTHENTICATE], r#"Bearer realm="api""#);
+
+        let res = client.get(&url).bearer_auth("nope").send().await.unwrap();
+        assert_eq!(res.status(), 401);
+        let challenge = res.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+        assert_eq!(
+            challenge,
+            r#"Bearer realm="api", error="invalid_token", error_description="unknown token""#
+        );
+        let json: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(json["error"], "invalid_token");
+
+        let res = client
+            .get(&url)
+            .header("authorization", "Bearer good")
+            .header("authorization", "Bearer good")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+
+        let res = client.get(&url).bearer_auth("down").send().await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "2");
+
+        // 100 KB header: refused (by hyper's header limit or by the length cap), never served.
+        let res = client
+            .get(&url)
+            .header(
+                "authorization",
+                format!("Bearer {}", "a".repeat(100 * 1024)),
+            )
+            .send()
+            .await;
+        if let Ok(res) = res {
+            assert!(res.status().is_client_error(), "{}", res.status());
+        }
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "the handler ran for a refused request"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! tollgate: authentication for tower and axum services.
+#![deny(missing_docs)]
+
+pub use tollgate_core::*;
+
+/// axum extractors: [`RequireScopes`](axum::RequireScopes), [`Claims`](axum::Claims) and the
+/// `Principal` extractor.
+#[cfg(feature = "axum")]
+pub use tollgate_axum as axum;
