@@ -7,3 +7,7 @@ pub use tollgate_core::*;
 /// `Principal` extractor.
 #[cfg(feature = "axum")]
 pub use tollgate_axum as axum;
+
+/// API keys verified by a key service: [`ApiKeyAuth`](apikey::ApiKeyAuth) and its verifiers.
+#[cfg(feature = "apikey")]
+pub use tollgate_apikey as apikey;

@@ -97,6 +97,12 @@ impl<A: Authenticator> AuthLayer<A> {
         }
     }
 
+    /// The authenticator, for its own controls (an API-key cache's `stats()` or
+    /// `invalidate()`, say).
+    pub fn authenticator(&self) -> &A {
+        &self.authenticator
+    }
+
     fn with_settings(mut self, f: impl FnOnce(&mut AuthSettings)) -> Self {
         let settings = self.settings.get_or_insert_with(Default::default);
         f(Arc::make_mut(settings));

@@ -1,0 +1,150 @@
+//! The verdict cache: moka, keyed by the SHA-256 of the key, one upstream call per key at a
+//! time, optional stale-while-revalidate and serve-stale-on-error.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::future::Cache;
+use tollgate_core::{AuthError, Principal};
+
+/// The SHA-256 of a key: the only form in which a key is kept.
+pub(crate) type KeyHash = [u8; 32];
+
+/// A cached verdict: the principal, or the error the client gets.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) outcome: Result<Principal, AuthError>,
+    pub(crate) stored: Instant,
+    /// How long this entry may live, fixed when it is made (never past the key's expiry).
+    pub(crate) ttl: Duration,
+}
+
+/// Each entry expires after its own `ttl`, renewed when it is replaced.
+struct PerEntry;
+
+impl Expiry<KeyHash, Entry> for PerEntry {
+    fn expire_after_create(&self, _: &KeyHash, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &KeyHash,
+        entry: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// Cache settings; see the builder methods of [`ApiKeyAuthBuilder`](crate::ApiKeyAuthBuilder).
+#[derive(Debug, Clone)]
+pub(crate) struct CacheConfig {
+    pub(crate) ttl: Duration,
+    pub(crate) negative_ttl: Duration,
+    pub(crate) max_entries: u64,
+    pub(crate) fresh_for: Option<Duration>,
+    pub(crate) stale_grace: Option<Duration>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(10),
+            max_entries: 100_000,
+            fresh_for: None,
+            stale_grace: None,
+        }
+    }
+}
+
+pub(crate) struct KeyCache {
+    pub(crate) config: CacheConfig,
+    pub(crate) verdicts: Cache<KeyHash, Entry>,
+    /// Valid principals kept `ttl + grace`, served only while the key service is down.
+    pub(crate) last_good: Option<Cache<KeyHash, Entry>>,
+    /// Keys with a background revalidation under way (stale-while-revalidate), so that a hot
+    /// key starts one, not one per request. Locked only to insert or remove.
+    pub(crate) revalidating: Mutex<HashSet<KeyHash>>,
+}
+
+impl KeyCache {
+    pub(crate) fn new(config: CacheConfig) -> Self {
+        let build = |capacity| {
+            Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(PerEntry)
+                .build()
+        };
+        KeyCache {
+            verdicts: build(config.max_entries),
+            last_good: config.stale_grace.map(|_| build(config.max_entries)),
+            revalidating: Mutex::new(HashSet::new()),
+            config,
+        }
+    }
+
+    /// Whether a fresh entry should be revalidated in the background.
+    pub(crate) fn wants_revalidation(&self, entry: &Entry) -> bool {
+        self.config
+            .fresh_for
+            .is_some_and(|fresh_for| entry.stored.elapsed() >= fresh_for)
+    }
+
+    /// Marks `hash` as being revalidated; `false` if it already was.
+    pub(crate) fn start_revalidation(&self, hash: KeyHash) -> bool {
+        self.revalidating
+            .lock()
+            .map(|mut set| set.insert(hash))
+            .unwrap_or(false)
+    }
+
+    pub(crate) fn end_revalidation(&self, hash: &KeyHash) {
+        if let Ok(mut set) = self.revalidating.lock() {
+            set.remove(hash);
+        }
+    }
+
+    /// Remembers a valid principal for the serve-stale-on-error grace period.
+    pub(crate) async fn remember_good(&self, hash: KeyHash, entry: &Entry) {
+        if let (Some(last_good), Some(grace), Ok(principal)) =
+            (&self.last_good, self.config.stale_grace, &entry.outcome)
+        {
+            let mut ttl = entry.ttl + grace;
+            if let Some(left) = principal
+                .expires_at()
+                .and_then(|at| at.duration_since(std::time::SystemTime::now()).ok())
+            {
+                ttl = ttl.min(left);
+            }
+            let stale = Entry {
+                ttl,
+                ..entry.clone()
+            };
+            last_good.insert(hash, stale).await;
+        }
+    }
+
+    /// A valid principal from the grace period, if there is one.
+    pub(crate) async fn stale(&self, hash: &KeyHash) -> Option<Principal> {
+        self.last_good.as_ref()?.get(hash).await?.outcome.ok()
+    }
+
+    pub(crate) async fn invalidate(&self, hash: &KeyHash) {
+        self.verdicts.invalidate(hash).await;
+        if let Some(last_good) = &self.last_good {
+            last_good.invalidate(hash).await;
+        }
+    }
+
+    pub(crate) fn invalidate_all(&self) {
+        self.verdicts.invalidate_all();
+        if let Some(last_good) = &self.last_good {
+            last_good.invalidate_all();
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! The API-key layer in front of an axum app on 127.0.0.1, against a key service started by
+//! the test (tollgate-testkit's `MockKeyService`), which counts its calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::routing::get;
+use tollgate_apikey::{ApiKeyAuth, JsonVerifier, KeyInfo, KeyVerifier, StaticKeys, UnkeyVerifier};
+use tollgate_core::{AuthLayer, Authenticator, Principal};
+use tollgate_testkit::{Fault, MockKey, MockKeyService};
+
+const ROOT: &str = "unkey_root_test";
+const KEY: &str = "sk_test_0123456789abcdef";
+
+struct App {
+    base: String,
+    hits: Arc<AtomicUsize>,
+    client: reqwest::Client,
+}
+
+impl App {
+    async fn start<A: Authenticator>(auth: A) -> App {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let app = Router::new()
+            .route(
+                "/",
+                get(move |req: axum::extract::Request| {
+                    let h = h.clone();
+                    async move {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        let p = req.extensions().get::<Principal>().unwrap();
+                        format!("{} {}", p.subject(), p.scopes())
+                    }
+                }),
+            )
+            .layer(AuthLayer::new(auth));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        App {
+            base: format!("http://{addr}/"),
+            hits,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn with_key(&self, key: &str) -> reqwest::Response {
+        self.client
+            .get(&self.base)
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn service() -> MockKeyService {
+    let service = MockKeyService::start_with_root_key(Some(ROOT.into())).await;
+    service.add_key(
+        KEY,
+        MockKey::new("key_1")
+            .permissions(["orders:read"])
+            .roles(["reader"])
+            .owner("acme"),
+    );
+    service
+}
+
+fn unkey(service: &MockKeyService) -> UnkeyVerifier {
+    UnkeyVerifier::new(ROOT)
+        .base_url(service.unkey_base_url())
+        .timeout(Duration::from_millis(500))
+}
+
+async fn status_of(app: &App, key: &str) -> u16 {
+    app.with_key(key).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn valid_key_becomes_a_principal_and_a_cache_hit_makes_no_call() {
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service)).build();
+    let app = App::start(auth.clone()).await;
+
+    let res = app.with_key(KEY).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "key_1 orders:read reader");
+    assert_eq!(service.requests(), 1);
+
+    for _ in 0..5 {
+        assert_eq!(status_of(&app, KEY).await, 200);
+    }
+    assert_eq!(
+        service.requests(),
+        1,
+        "cache hits must not call the key service"
+    );
+    let stats = auth.stats();
+    assert_eq!((stats.hits, stats.misses, stats.upstream_calls), (5, 1, 1));
+    assert_eq!(stats.outcomes.valid, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_for_one_key_make_exactly_one_call() {
+    let service = service().await;
+    service.fail_with(Fault::Delay(Duration::from_millis(200)));
+    let app = Arc::new(App::start(ApiKeyAuth::builder(unkey(&service)).build()).await);
+    let requests = (0..100).map(|_| {
+        let app = app.clone();
+        tokio::spawn(async move { status_of(&app, KEY).await })
+    });
+    for r in requests {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+    assert_eq!(service.requests(), 1);
+    assert_eq!(app.hits(), 100);
+}
+
+#[tokio::test]
+async fn refusals_are_cached_for_the_negative_ttl() {
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service))
+        .negative_ttl(Duration::from_millis(300))
+        .build();
+    let app = App::start(auth).await;
+    assert_eq!(status_of(&app, "sk_test_unknown").await, 401);
+    assert_eq!(status_of(&app, "sk_test_unknown").await, 401);
+    assert_eq!(service.requests(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(status_of(&app, "sk_test_unknown").await, 401);
+    assert_eq!(service.requests(), 2);
+    assert_eq!(app.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_cached_verdict_never_outlives_the_key() {
+    let service = service().await;
+    let expires = SystemTime::now() + Duration::from_millis(600);
+    service.add_key("sk_test_short", MockKey::new("key_short").expires(expires));
+    let app = App::start(ApiKeyAuth::builder(unkey(&service)).build()).await;
+    assert_eq!(status_of(&app, "sk_test_short").await, 200);
+    assert_eq!(status_of(&app, "sk_test_short").await, 200);
+    assert_eq!(service.requests(), 1);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let res = app.with_key("sk_test_short").await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        service.requests(),
+        2,
+        "the expired entry must have been dropped"
+    );
+}
+
+#[tokio::test]
+async fn every_unkey_code_maps_to_its_status() {
+    let service = service().await;
+    let reset = SystemTime::now() + Duration::from_secs(30);
+    let cases = [
+        ("sk_nf", None, 401, "invalid_token"),
+        (
+            "sk_disabled",
+            Some(MockKey::new("k").disabled()),
+            401,
+            "invalid_token",
+        ),
+        (
+            "sk_expired",
+            Some(MockKey::new("k").expires(SystemTime::now() - Duration::from_secs(5))),
+            401,
+            "invalid_token",
+        ),
+        (
+            "sk_forbidden",
+            Some(MockKey::new("k").code("FORBIDDEN")),
+            403,
+            "insufficient_scope",
+        ),
+        (
+            "sk_perms",
+            Some(MockKey::new("k").code("INSUFFICIENT_PERMISSIONS")),
+            403,
+            "insufficient_scope",
+        ),
+        (
+            "sk_limited",
+            Some(MockKey::new("k").code("RATE_LIMITED").reset_at(reset)),
+            429,
+            "rate_limited",
+        ),
+        (
+            "sk_usage",
+            Some(MockKey::new("k").code("USAGE_EXCEEDED")),
+            429,
+            "rate_limited",
+        ),
+        (
+            "sk_future",
+            Some(MockKey::new("k").code("SOME_NEW_CODE")),
+            401,
+            "invalid_token",
+        ),
+    ];
+    for (key, mock, _, _) in &cases {
+        if let Some(mock) = mock {
+            service.add_key(*key, mock.clone());
+        }
+    }
+    let app = App::start(ApiKeyAuth::builder(unkey(&service)).build()).await;
+    for (key, _, status, code) in cases {
+        let res = app.with_key(key).await;
+        assert_eq!(res.status(), status, "{key}");
+        if status == 429 && key == "sk_limited" {
+            let after: u64 = res.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                (25..=30).contains(&after),
+                "Retry-After {after} from the reset"
+            );
+        }
+        let json: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(json["error"], code, "{key}");
+    }
+    assert_eq!(app.hits(), 0);
+}
+
+#[tokio::test]
+async fn upstream_faults_are_503_with_retry_after_never_401_or_200() {
+    let service = service().await;
+    let faults = [
+        Fault::Status(500),
+        Fault::Status(502),
+        Fault::Status(401), // Unkey refusing *our* root key is not the client's fault
+        Fault::Status(429), // Unkey's own API rate limit
+        Fault::Delay(Duration::from_secs(2)),
+        Fault::Garbage,
+        Fault::Html,
+        Fault::WrongTypes,
+        Fault::HugeBody,
+    ];
+    for fault in faults {
+        service.fail_with(fault.clone());
+        // A fresh authenticator each time, so nothing is cached.
+        let app = App::start(ApiKeyAuth::builder(unkey(&service)).build()).await;
+        let res = app.with_key(KEY).await;
+        assert_eq!(res.status(), 503, "{fault:?}");
+        assert_eq!(res.headers()["retry-after"], "5", "{fault:?}");
+        let json: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(json["error"], "temporarily_unavailable");
+        assert_eq!(app.hits(), 0, "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_same_goes_for_the_generic_protocol() {
+    let service = service().await;
+    for fault in [
+        Fault::Status(503),
+        Fault::Garbage,
+        Fault::WrongTypes,
+        Fault::Html,
+    ] {
+        service.fail_with(fault.clone());
+        let app =
+            App::start(ApiKeyAuth::builder(JsonVerifier::new(service.json_url())).build()).await;
+        assert_eq!(status_of(&app, KEY).await, 503, "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn key_service_down_or_wrong_root_key_is_503() {
+    // A port nobody listens on: connection refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let auth = ApiKeyAuth::builder(UnkeyVerifier::new(ROOT).base_url(&url)).build();
+    let app = App::start(auth.clone()).await;
+    assert_eq!(status_of(&app, KEY).await, 503);
+    assert_eq!(auth.stats().upstream_errors.connect, 1);
+
+    let service = service().await;
+    let wrong_root = UnkeyVerifier::new("not-the-root-key").base_url(service.unkey_base_url());
+    let auth = ApiKeyAuth::builder(wrong_root).build();
+    let app = App::start(auth.clone()).await;
+    assert_eq!(status_of(&app, KEY).await, 503);
+    assert_eq!(auth.stats().upstream_errors.status, 1);
+}
+
+#[tokio::test]
+async fn invalidate_forgets_a_revoked_key() {
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service)).build();
+    let app = App::start(auth.clone()).await;
+    assert_eq!(status_of(&app, KEY).await, 200);
+    service.revoke(KEY);
+    assert_eq!(status_of(&app, KEY).await, 200, "still cached");
+    auth.invalidate(KEY).await;
+    assert_eq!(status_of(&app, KEY).await, 401);
+
+    service.add_key(KEY, MockKey::new("key_1"));
+    auth.invalidate_all();
+    assert_eq!(status_of(&app, KEY).await, 200);
+    assert_eq!(service.requests(), 3);
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_serves_and_refreshes_in_the_background() {
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service))
+        .stale_while_revalidate(Duration::from_millis(200))
+        .build();
+    let app = App::start(auth.clone()).await;
+    assert_eq!(status_of(&app, KEY).await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    service.revoke(KEY);
+    // The refresh takes a while, so the burst below surely lands before it ends.
+    service.fail_with(Fault::Delay(Duration::from_millis(300)));
+    // Older than fresh_for: served as is, while one background call refreshes it. Requests
+    // made at once all get the stale verdict and start no further call.
+    let burst = futures_join(&app, 5).await;
+    assert!(burst.iter().all(|s| *s == 200), "{burst:?}");
+    for _ in 0..50 {
+        if service.requests() == 2 && auth.stats().outcomes.invalid == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        service.requests(),
+        2,
+        "one revalidation, not one per request"
+    );
+    // The refreshed verdict (revoked) is what is served now.
+    assert_eq!(status_of(&app, KEY).await, 401);
+    assert!(auth.stats().stale_served >= 1);
+}
+
+/// `n` requests with `KEY` sent together.
+async fn futures_join(app: &App, n: usize) -> Vec<u16> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let req = app.client.get(&app.base).header("x-api-key", KEY).send();
+        set.spawn(async move { req.await.unwrap().status().as_u16() });
+    }
+    set.join_all().await
+}
+
+#[tokio::test]
+async fn serve_stale_on_error_is_bounded_and_only_for_valid_keys() {
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service))
+        .cache_ttl(Duration::from_millis(200))
+        .negative_ttl(Duration::from_millis(200))
+        .serve_stale_on_error(Duration::from_millis(600))
+        .build();
+    let app = App::start(auth.clone()).await;
+    assert_eq!(status_of(&app, KEY).await, 200);
+    assert_eq!(status_of(&app, "sk_test_bad").await, 401);
+
+    service.fail_with(Fault::Status(500));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Past the TTL, the service down: the valid key is served stale...
+    assert_eq!(status_of(&app, KEY).await, 200);
+    assert_eq!(auth.stats().stale_served, 1);
+    // ...but a refusal is never served stale.
+    assert_eq!(status_of(&app, "sk_test_bad").await, 503);
+    // Past ttl + grace: fail closed.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(status_of(&app, KEY).await, 503);
+}
+
+#[tokio::test]
+async fn without_serve_stale_an_outage_after_expiry_is_503() {
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service))
+        .cache_ttl(Duration::from_millis(100))
+        .build();
+    let app = App::start(auth).await;
+    assert_eq!(status_of(&app, KEY).await, 200);
+    service.fail_with(Fault::Status(500));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(status_of(&app, KEY).await, 503);
+}
+
+#[tokio::test]
+async fn bypass_cache_calls_upstream_every_time() {
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service)).build();
+    let app = App::start(auth.bypass_cache()).await;
+    for _ in 0..3 {
+        assert_eq!(status_of(&app, KEY).await, 200);
+    }
+    assert_eq!(service.requests(), 3);
+    // The answers were stored: the cached route is a hit.
+    let cached = App::start(auth).await;
+    assert_eq!(status_of(&cached, KEY).await, 200);
+    assert_eq!(service.requests(), 3);
+}
+
+#[tokio::test]
+async fn generic_json_protocol() {
+    let service = service().await;
+    service.add_key(
+        "sk_json",
+        MockKey::new("key_json")
+            .permissions(["a", "b"])
+            .owner("team-x")
+            .meta(serde_json::json!({"plan": "pro"})),
+    );
+    let verifier = JsonVerifier::new(service.json_url());
+    let verdict = verifier.verify("sk_json").await.unwrap();
+    let tollgate_apikey::Verdict::Valid(info) = verdict else {
+        panic!("expected valid")
+    };
+    assert_eq!(info.key_id(), "key_json");
+
+    let app = App::start(ApiKeyAuth::builder(verifier).build()).await;
+    let res = app.with_key("sk_json").await;
+    assert_eq!(res.text().await.unwrap(), "key_json a b");
+    assert_eq!(status_of(&app, "sk_nope").await, 401);
+}
+
+#[tokio::test]
+async fn local_checks_cost_no_call() {
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service))
+        .prefix("sk_test_")
+        .build();
+    let app = App::start(auth.clone()).await;
+    assert_eq!(status_of(&app, "pk_live_wrongprefix").await, 401);
+    assert_eq!(
+        status_of(&app, &format!("sk_test_{}", "a".repeat(600))).await,
+        401
+    );
+    assert_eq!(status_of(&app, "").await, 400);
+    assert_eq!(status_of(&app, "   ").await, 400);
+    let two = app
+        .client
+        .get(&app.base)
+        .header("x-api-key", KEY)
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(two.status(), 400);
+    let none = app.client.get(&app.base).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(service.requests(), 0);
+    assert_eq!(auth.stats().rejected_locally, 1);
+}
+
+#[tokio::test]
+async fn bearer_keys_when_enabled() {
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service)).also_bearer().build();
+    let app = App::start(auth).await;
+    let res = app
+        .client
+        .get(&app.base)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let both = app
+        .client
+        .get(&app.base)
+        .bearer_auth(KEY)
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 400, "one credential, one way (RFC 6750 §2)");
+}
+
+#[tokio::test]
+async fn static_keys_through_the_layer() {
+    let keys = StaticKeys::new().key(KEY, KeyInfo::new("ci").scopes(["deploy"]));
+    let app = App::start(ApiKeyAuth::builder(keys).build()).await;
+    assert_eq!(app.with_key(KEY).await.text().await.unwrap(), "ci deploy");
+    // Differs in the last byte only: a miss, not a hit on a truncated or folded cache key.
+    let mut near = KEY.to_owned();
+    near.pop();
+    near.push('0');
+    assert_eq!(status_of(&app, &near).await, 401);
+    assert_eq!(status_of(&app, &KEY.to_uppercase()).await, 401);
+    assert_eq!(status_of(&app, KEY).await, 200);
+}
+
+/// Captures everything logged at every level while the closure's requests run.
+#[tokio::test]
+async fn logs_and_responses_never_contain_the_key() {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service)).build();
+    let app = App::start(auth.clone()).await;
+    let mut bodies = String::new();
+    for key in [KEY, "sk_test_secret_unknown"] {
+        let res = app.with_key(key).await;
+        bodies.push_str(&format!("{:?}", res.headers()));
+        bodies.push_str(&res.text().await.unwrap());
+    }
+    service.fail_with(Fault::WrongTypes);
+    auth.invalidate_all();
+    let res = app.with_key(KEY).await;
+    bodies.push_str(&res.text().await.unwrap());
+    bodies.push_str(&format!("{auth:?}"));
+
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("key_1"), "the key id is logged: {logs}");
+    for secret in [KEY, "sk_test_secret_unknown", ROOT] {
+        assert!(!logs.contains(secret), "logs leak {secret}");
+        assert!(!bodies.contains(secret), "responses leak {secret}");
+    }
+}

@@ -1,0 +1,30 @@
+//! Test doubles for tollgate, for tollgate's own tests and for yours: real HTTP servers on
+//! 127.0.0.1 (a random port each) that you control from the test.
+//!
+//! - [`MockKeyService`]: a key-verification service speaking Unkey's v2 protocol and
+//!   tollgate's generic JSON one, with keys added, revoked and expired at run time, injected
+//!   faults and a request counter.
+//!
+//! ```
+//! use tollgate_testkit::{MockKey, MockKeyService};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let service = MockKeyService::start().await;
+//! service.add_key("sk_test_1", MockKey::new("key_1").permissions(["orders:read"]));
+//! let answer: serde_json::Value = reqwest::Client::new()
+//!     .post(service.json_url())
+//!     .json(&serde_json::json!({"key": "sk_test_1"}))
+//!     .send().await.unwrap()
+//!     .json().await.unwrap();
+//! assert_eq!(answer["valid"], true);
+//! assert_eq!(service.requests(), 1);
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod key_service;
+mod server;
+
+pub use key_service::{Fault, MockKey, MockKeyService};
