@@ -1,0 +1,88 @@
+//! The opt-in verified-token cache: a repeated token skips the signature check.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime};
+
+use moka::Expiry;
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+use tollgate_core::Principal;
+
+#[derive(Clone)]
+struct Entry {
+    principal: Principal,
+    /// The issuer's key generation when the token was verified.
+    generation: u64,
+    ttl: Duration,
+}
+
+struct PerEntry;
+
+impl Expiry<[u8; 32], Entry> for PerEntry {
+    fn expire_after_create(&self, _: &[u8; 32], entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+pub(crate) struct VerifiedCache {
+    entries: Cache<[u8; 32], Entry>,
+    max_ttl: Duration,
+    pub(crate) hits: AtomicU64,
+}
+
+impl VerifiedCache {
+    pub(crate) fn new(max_entries: u64, max_ttl: Duration) -> Self {
+        VerifiedCache {
+            entries: Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(PerEntry)
+                .build(),
+            max_ttl,
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    /// The principal of a token verified before, if its issuer's keys have not changed since
+    /// (`generation_of` gives the issuer's current generation).
+    pub(crate) async fn get(
+        &self,
+        token: &str,
+        generation_of: impl Fn(&str) -> Option<u64>,
+    ) -> Option<Principal> {
+        let entry = self.entries.get(&hash(token)).await?;
+        let current = generation_of(entry.principal.issuer().unwrap_or_default())?;
+        if current != entry.generation {
+            return None;
+        }
+        self.hits.fetch_add(1, Relaxed);
+        Some(entry.principal)
+    }
+
+    pub(crate) async fn insert(&self, token: &str, principal: &Principal, generation: u64) {
+        let left = principal
+            .expires_at()
+            .and_then(|at| at.duration_since(SystemTime::now()).ok())
+            .unwrap_or_default();
+        let ttl = left.min(self.max_ttl);
+        if ttl.is_zero() {
+            return;
+        }
+        let entry = Entry {
+            principal: principal.clone(),
+            generation,
+            ttl,
+        };
+        self.entries.insert(hash(token), entry).await;
+    }
+
+    /// Entries now (for memory measurements).
+    #[allow(dead_code)]
+    pub(crate) async fn len(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        self.entries.entry_count()
+    }
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}

@@ -1,0 +1,55 @@
+//! Bearer-JWT authentication for tower and axum.
+//!
+//! - [`JwtAuth`] ([`JwtLayer`] as a layer): verifies `Authorization: Bearer` tokens with
+//!   `jsonwebtoken`, for one or several [`Issuer`]s chosen by `iss`.
+//! - Keys: a JWKS URL, OIDC / RFC 8414 discovery, or [`LocalKeys`]; prepared once when
+//!   loaded, swapped atomically, refreshed in the background (honoring `Cache-Control`),
+//!   refetched once (rate-limited, single flight) for an unknown `kid`, kept while the issuer
+//!   is down up to a maximum staleness, then 503. Unusable JWKs are skipped, not fatal.
+//! - Validation (RFC 8725, RFC 9068): algorithm allowlist and per-key algorithm binding (no
+//!   `none`, no HMAC-with-a-public-key); `jku`/`x5u`/`jwk`/`x5c` never fetched or trusted;
+//!   `crit` refused; `exp` required, `nbf`, `iat` not in the future, leeway; `iss` exact,
+//!   `aud` required; optional `typ`; required claims; duplicate JSON members refused; a size
+//!   cap before any decoding.
+//! - Into the [`Principal`](tollgate_core::Principal): scopes from `scope`/`scp` or any claim
+//!   path ([`ScopeMapping`]), the claims as its data (use `Claims<T>` in axum for your type).
+//! - An opt-in verified-token cache.
+//!
+//! What `jsonwebtoken` alone would not do, and this crate does: check `nbf` by default,
+//! check `iat`, `typ` and `crit`, require `iss` and `aud`, and honor a JWK's `use`,
+//! `key_ops` and `alg`.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use tollgate_jwt::{Issuer, JwtAuth};
+//!
+//! # async fn run() -> Result<(), tollgate_jwt::BuildError> {
+//! let auth = JwtAuth::builder()
+//!     .issuer(Issuer::discover("https://login.example.com").audience("orders-api"))
+//!     .build()
+//!     .await?;
+//! let app: Router = Router::new()
+//!     .route("/orders", get(|| async { "orders" }))
+//!     .layer(auth.layer());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod auth;
+mod cache;
+mod crypto;
+mod error;
+mod issuer;
+mod keys;
+mod scopes;
+mod store;
+mod token;
+
+pub use auth::{
+    DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthBuilder, JwtLayer, JwtStats,
+};
+pub use error::BuildError;
+pub use issuer::{DEFAULT_ALGORITHMS, Issuer, LocalKeys};
+pub use jsonwebtoken::Algorithm;
+pub use scopes::ScopeMapping;
