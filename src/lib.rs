@@ -11,3 +11,7 @@ pub use tollgate_axum as axum;
 /// API keys verified by a key service: [`ApiKeyAuth`](apikey::ApiKeyAuth) and its verifiers.
 #[cfg(feature = "apikey")]
 pub use tollgate_apikey as apikey;
+
+/// Bearer JWTs: [`JwtAuth`](jwt::JwtAuth), [`Issuer`](jwt::Issuer) and the key sources.
+#[cfg(feature = "jwt")]
+pub use tollgate_jwt as jwt;

@@ -1,6 +1,9 @@
 //! Test doubles for tollgate, for tollgate's own tests and for yours: real HTTP servers on
 //! 127.0.0.1 (a random port each) that you control from the test.
 //!
+//! - [`MockIdp`]: an OpenID provider serving discovery and a JWKS, minting tokens with any
+//!   claims, algorithm (RS256, PS256, ES256, EdDSA, HS256) and key, rotating keys, and
+//!   failing on demand (status, delay, garbage), with request counters.
 //! - [`MockKeyService`]: a key-verification service speaking Unkey's v2 protocol and
 //!   tollgate's generic JSON one, with keys added, revoked and expired at run time, injected
 //!   faults and a request counter.
@@ -24,7 +27,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod idp;
 mod key_service;
 mod server;
 
+pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, SigningKey, TokenBuilder};
 pub use key_service::{Fault, MockKey, MockKeyService};

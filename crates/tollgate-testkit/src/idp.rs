@@ -1,0 +1,463 @@
+//! [`MockIdp`]: an OpenID provider for tests: discovery, a JWKS, token minting, rotation and
+//! injected faults.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING};
+use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Map, Value, json};
+
+use crate::server::Server;
+
+/// The audience the mock's tokens carry unless told otherwise.
+pub const DEFAULT_AUDIENCE: &str = "tollgate-tests";
+
+/// A signing key of the mock provider.
+#[derive(Clone)]
+pub struct SigningKey {
+    kid: String,
+    alg: Algorithm,
+    encoding: EncodingKey,
+    jwk: Jwk,
+    public_der: Vec<u8>,
+}
+
+impl SigningKey {
+    /// Generates a key for `alg` (RS*/PS*: RSA 2048, ES256: P-256, ES384: P-384, EdDSA:
+    /// Ed25519, HS*: a random 32-byte secret, never published).
+    pub fn generate(kid: impl Into<String>, alg: Algorithm) -> Self {
+        let kid = kid.into();
+        let rng = SystemRandom::new();
+        let (encoding, public_der) = match alg {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => {
+                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .expect("RSA key generation");
+                let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).expect("PKCS#8");
+                let pem = pem("PRIVATE KEY", der.as_ref());
+                let public = pair
+                    .public_key()
+                    .as_der()
+                    .expect("public DER")
+                    .as_ref()
+                    .to_vec();
+                (
+                    EncodingKey::from_rsa_pem(pem.as_bytes()).expect("RSA PEM"),
+                    public,
+                )
+            }
+            Algorithm::ES256 | Algorithm::ES384 => {
+                let curve = if alg == Algorithm::ES256 {
+                    &ECDSA_P256_SHA256_FIXED_SIGNING
+                } else {
+                    &ECDSA_P384_SHA384_FIXED_SIGNING
+                };
+                let pair = EcdsaKeyPair::generate(curve).expect("EC key generation");
+                let der = pair.to_pkcs8v1().expect("PKCS#8");
+                let public = pair.public_key().as_ref().to_vec();
+                (EncodingKey::from_ec_der(der.as_ref()), public)
+            }
+            Algorithm::EdDSA => {
+                let der = Ed25519KeyPair::generate_pkcs8v1(&rng).expect("Ed25519 key generation");
+                let pair = Ed25519KeyPair::from_pkcs8(der.as_ref()).expect("Ed25519 PKCS#8");
+                let public = pair.public_key().as_ref().to_vec();
+                (EncodingKey::from_ed_der(der.as_ref()), public)
+            }
+            _ => {
+                let mut secret = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut secret).expect("random");
+                (EncodingKey::from_secret(&secret), secret.to_vec())
+            }
+        };
+        ensure_provider();
+        let mut jwk = Jwk::from_encoding_key(&encoding, alg).expect("public JWK");
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        SigningKey {
+            kid,
+            alg,
+            encoding,
+            jwk,
+            public_der,
+        }
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm it signs with.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The public JWK (for HMAC keys, the secret: never publish those).
+    pub fn jwk(&self) -> Value {
+        serde_json::to_value(&self.jwk).unwrap_or_default()
+    }
+
+    /// The public key bytes as the JWK describes them (RSA: PKCS#1 DER; EC: the uncompressed
+    /// point; Ed25519: the 32 bytes), for algorithm-confusion tests.
+    pub fn public_key_bytes(&self) -> &[u8] {
+        &self.public_der
+    }
+
+    /// Signs `claims` with `header` (whose `alg` is forced to this key's).
+    pub fn sign(&self, mut header: Header, claims: &Value) -> String {
+        header.alg = self.alg;
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing")
+    }
+}
+
+fn ensure_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// A fault the mock provider answers JWKS and discovery requests with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdpFault {
+    /// Answers this status.
+    Status(u16),
+    /// Waits this long, then answers normally.
+    Delay(Duration),
+    /// Answers 200 with bytes that are not JSON.
+    Garbage,
+}
+
+struct Shared {
+    issuer: OnceLock<String>,
+    published: Mutex<Vec<SigningKey>>,
+    extra_jwks: Mutex<Vec<Value>>,
+    fault: Mutex<Option<IdpFault>>,
+    cache_control: Mutex<Option<String>>,
+    discovery_issuer: Mutex<Option<String>>,
+    jwks_requests: AtomicUsize,
+    discovery_requests: AtomicUsize,
+}
+
+/// An OpenID provider on 127.0.0.1: `/.well-known/openid-configuration` and `/jwks.json`,
+/// with an RS256, a PS256, an ES256 and an EdDSA key published at start. Mints tokens with
+/// any claims, algorithm and key; rotates and removes keys; can be told to fail. Counts its
+/// requests. Stops when dropped.
+///
+/// ```
+/// use tollgate_testkit::MockIdp;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let idp = MockIdp::start().await;
+/// let token = idp.token().claim("scope", "orders:read").sign();
+/// assert_eq!(token.split('.').count(), 3);
+/// # }
+/// ```
+pub struct MockIdp {
+    shared: Arc<Shared>,
+    signing: Mutex<Vec<SigningKey>>,
+    hmac: SigningKey,
+    server: Server,
+}
+
+impl MockIdp {
+    /// Starts a provider; its issuer is its base URL (`http://127.0.0.1:PORT`).
+    pub async fn start() -> Self {
+        let keys = vec![
+            SigningKey::generate("rs-1", Algorithm::RS256),
+            SigningKey::generate("ps-1", Algorithm::PS256),
+            SigningKey::generate("es-1", Algorithm::ES256),
+            SigningKey::generate("ed-1", Algorithm::EdDSA),
+        ];
+        let shared = Arc::new(Shared {
+            issuer: OnceLock::new(),
+            published: Mutex::new(keys.clone()),
+            extra_jwks: Mutex::default(),
+            fault: Mutex::default(),
+            cache_control: Mutex::default(),
+            discovery_issuer: Mutex::default(),
+            jwks_requests: AtomicUsize::new(0),
+            discovery_requests: AtomicUsize::new(0),
+        });
+        let app = axum::Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks.json", get(jwks))
+            .with_state(shared.clone());
+        let server = Server::start(app).await;
+        let _ = shared.issuer.set(server.url(""));
+        MockIdp {
+            shared,
+            signing: Mutex::new(keys),
+            hmac: SigningKey::generate("hs-1", Algorithm::HS256),
+            server,
+        }
+    }
+
+    /// The issuer (`iss` of its tokens, and the discovery base).
+    pub fn issuer(&self) -> String {
+        self.server.url("")
+    }
+
+    /// The JWKS URL.
+    pub fn jwks_url(&self) -> String {
+        self.server.url("/jwks.json")
+    }
+
+    /// A token with the default claims (`iss`, `sub` = `user-1`, `aud` =
+    /// [`DEFAULT_AUDIENCE`], `iat` now, `exp` in 5 minutes), signed with the current RS256
+    /// key; change anything before [`sign`](TokenBuilder::sign).
+    pub fn token(&self) -> TokenBuilder<'_> {
+        let now = now();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.issuer()));
+        claims.insert("sub".into(), json!("user-1"));
+        claims.insert("aud".into(), json!(DEFAULT_AUDIENCE));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + 300));
+        TokenBuilder {
+            idp: self,
+            alg: Algorithm::RS256,
+            header: Header::new(Algorithm::RS256),
+            claims,
+            key: None,
+            kid: None,
+        }
+    }
+
+    /// The current signing key for `alg` (HS256 gives the unpublished HMAC key).
+    pub fn signing_key(&self, alg: Algorithm) -> SigningKey {
+        if alg == Algorithm::HS256 {
+            return self.hmac.clone();
+        }
+        lock(&self.signing)
+            .iter()
+            .rev()
+            .find(|k| k.alg == alg)
+            .cloned()
+            .expect("no key for that algorithm")
+    }
+
+    /// Rotates: a new key for `alg` signs from now on and is published; the old one stays
+    /// published. Returns the new kid.
+    pub fn rotate(&self, alg: Algorithm) -> String {
+        let n = lock(&self.signing).len() + 1;
+        let key = SigningKey::generate(format!("{}-{n}", alg_name(alg)), alg);
+        let kid = key.kid.clone();
+        lock(&self.shared.published).push(key.clone());
+        lock(&self.signing).push(key);
+        kid
+    }
+
+    /// Stops publishing the key `kid` (tokens it signed should then be refused).
+    pub fn unpublish(&self, kid: &str) {
+        lock(&self.shared.published).retain(|k| k.kid != kid);
+    }
+
+    /// Publishes a raw JWK entry as well (a malformed or unusable one, for tests).
+    pub fn publish_raw(&self, jwk: Value) {
+        lock(&self.shared.extra_jwks).push(jwk);
+    }
+
+    /// Answers JWKS and discovery requests with `fault` until [`heal`](Self::heal).
+    pub fn fail_with(&self, fault: IdpFault) {
+        *lock(&self.shared.fault) = Some(fault);
+    }
+
+    /// Stops injecting faults.
+    pub fn heal(&self) {
+        *lock(&self.shared.fault) = None;
+    }
+
+    /// Sends `Cache-Control: <value>` with the JWKS (or nothing with `None`).
+    pub fn set_cache_control(&self, value: Option<&str>) {
+        *lock(&self.shared.cache_control) = value.map(str::to_owned);
+    }
+
+    /// Makes the discovery document claim another `issuer` (for the exact-match check).
+    pub fn set_discovery_issuer(&self, issuer: Option<&str>) {
+        *lock(&self.shared.discovery_issuer) = issuer.map(str::to_owned);
+    }
+
+    /// JWKS requests so far.
+    pub fn jwks_requests(&self) -> usize {
+        self.shared.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    /// Discovery requests so far.
+    pub fn discovery_requests(&self) -> usize {
+        self.shared.discovery_requests.load(Ordering::SeqCst)
+    }
+}
+
+fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::ES256 | Algorithm::ES384 => "es",
+        Algorithm::EdDSA => "ed",
+        Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 => "ps",
+        _ => "rs",
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A token being made by [`MockIdp::token`].
+#[must_use]
+pub struct TokenBuilder<'a> {
+    idp: &'a MockIdp,
+    alg: Algorithm,
+    header: Header,
+    claims: Map<String, Value>,
+    key: Option<SigningKey>,
+    kid: Option<Option<String>>,
+}
+
+impl TokenBuilder<'_> {
+    /// Signs with the current key for `alg` (default RS256).
+    pub fn alg(mut self, alg: Algorithm) -> Self {
+        self.alg = alg;
+        self
+    }
+
+    /// Signs with `key` instead of the provider's (a key the JWKS does not hold, say); the
+    /// kid stays `key`'s unless set with [`kid`](Self::kid).
+    pub fn key(mut self, key: SigningKey) -> Self {
+        self.alg = key.alg;
+        self.key = Some(key);
+        self
+    }
+
+    /// Sets (or with `None`, removes) the header `kid`.
+    pub fn kid(mut self, kid: Option<&str>) -> Self {
+        self.kid = Some(kid.map(str::to_owned));
+        self
+    }
+
+    /// Sets the header `typ` (default `JWT`).
+    pub fn typ(mut self, typ: &str) -> Self {
+        self.header.typ = Some(typ.to_owned());
+        self
+    }
+
+    /// Edits the header directly (`jku`, `jwk`, `x5u`, `crit`...).
+    pub fn header(mut self, edit: impl FnOnce(&mut Header)) -> Self {
+        edit(&mut self.header);
+        self
+    }
+
+    /// Sets a claim.
+    pub fn claim(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.claims.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Removes a claim.
+    pub fn without(mut self, name: &str) -> Self {
+        self.claims.remove(name);
+        self
+    }
+
+    /// Sets `exp` to now plus `secs` (negative for the past).
+    pub fn expires_in(self, secs: i64) -> Self {
+        let exp = now() as i64 + secs;
+        self.claim("exp", exp)
+    }
+
+    /// Signs the token.
+    pub fn sign(self) -> String {
+        let key = self.key.unwrap_or_else(|| self.idp.signing_key(self.alg));
+        let mut header = self.header;
+        header.kid = match self.kid {
+            Some(kid) => kid,
+            None => Some(key.kid.clone()),
+        };
+        key.sign(header, &Value::Object(self.claims))
+    }
+}
+
+async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
+    shared.discovery_requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(res) = fault(&shared).await {
+        return res;
+    }
+    let issuer = shared.issuer.get().cloned().unwrap_or_default();
+    let claimed = lock(&shared.discovery_issuer)
+        .clone()
+        .unwrap_or_else(|| issuer.clone());
+    Json(json!({
+        "issuer": claimed,
+        "jwks_uri": format!("{issuer}/jwks.json"),
+        "token_endpoint": format!("{issuer}/token"),
+        "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
+    }))
+    .into_response()
+}
+
+async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
+    shared.jwks_requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(res) = fault(&shared).await {
+        return res;
+    }
+    let mut keys: Vec<Value> = lock(&shared.published)
+        .iter()
+        .map(SigningKey::jwk)
+        .collect();
+    keys.extend(lock(&shared.extra_jwks).iter().cloned());
+    let mut res = Json(json!({ "keys": keys })).into_response();
+    if let Some(cc) = lock(&shared.cache_control).as_deref()
+        && let Ok(value) = cc.parse()
+    {
+        res.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    res
+}
+
+async fn fault(shared: &Shared) -> Option<Response> {
+    let fault = lock(&shared.fault).clone()?;
+    match fault {
+        IdpFault::Status(code) => Some(
+            StatusCode::from_u16(code)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response(),
+        ),
+        IdpFault::Delay(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        IdpFault::Garbage => Some((StatusCode::OK, "{\"keys\": [").into_response()),
+    }
+}
