@@ -165,7 +165,7 @@ impl<V: KeyVerifier> Inner<V> {
                     Denial::RateLimited { reset: Some(at) } => negative_ttl.min(left(*at)),
                     _ => negative_ttl,
                 };
-                (Err(denial.to_error()), ttl)
+                (Err(Arc::new(denial.to_error())), ttl)
             }
         };
         let entry = Entry {
@@ -190,7 +190,7 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
                 bump(&inner.counters.stale_served);
                 self.revalidate(hash, key);
             }
-            return entry.outcome;
+            return entry.result();
         }
         bump(&inner.counters.misses);
         // Concurrent misses on one key wait for a single call (moka's single flight).
@@ -199,7 +199,7 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
             .try_get_with(hash, inner.fetch(key, hash))
             .await
         {
-            Ok(entry) => entry.outcome,
+            Ok(entry) => entry.result(),
             Err(_) => match cache.stale(&hash).await {
                 Some(principal) => {
                     bump(&inner.counters.stale_served);
@@ -273,7 +273,7 @@ impl<V: KeyVerifier> Authenticator for ApiKeyAuth<V> {
                 if let Some(cache) = cache {
                     cache.verdicts.insert(hash, entry.clone()).await;
                 }
-                entry.outcome
+                entry.result()
             }
         }
     }

@@ -14,7 +14,8 @@ use crate::{Denial, KeyInfo, KeyVerifier, Verdict, VerifyError};
 /// bearer.
 ///
 /// The key's `permissions` and `roles` become the principal's scopes, its `keyId` the
-/// subject, its `meta`, `identity`, `name` and `credits` the principal's data (under `meta`).
+/// subject, and `{"name", "meta", "identity", "credits", "owner"}` (those present) its data;
+/// `owner` is the identity's `externalId`.
 /// Codes map to statuses as [`Denial`] says; unknown codes and fields are tolerated. Unkey's
 /// own non-200 answers (a bad root key, its API rate limit, 5xx) are upstream failures: 503,
 /// never the client's fault.
@@ -177,12 +178,18 @@ impl Data {
             .map(str::to_owned);
         let mut info = KeyInfo::new(key_id)
             .scopes(self.permissions.iter().chain(&self.roles))
-            .meta(serde_json::json!({
-                "name": self.name,
-                "meta": self.meta,
-                "identity": self.identity,
-                "credits": self.credits,
-            }));
+            .meta(Value::Object(
+                [
+                    ("name", self.name.map_or(Value::Null, Value::String)),
+                    ("meta", self.meta),
+                    ("identity", self.identity),
+                    ("credits", self.credits),
+                ]
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            ));
         if let Some(owner) = owner {
             info = info.owner(owner);
         }

@@ -128,7 +128,8 @@ impl Denial {
 }
 
 /// What a valid key is: its id, owner, scopes, metadata and expiry. Becomes the
-/// [`Principal`] (subject = `key_id`, data = `{key_id, owner, meta}`).
+/// [`Principal`]: subject = `key_id`, data = the metadata (an object gets `owner` added when
+/// known; a non-object metadata with an owner becomes `{"owner": ..., "meta": ...}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyInfo {
     key_id: String,
@@ -189,11 +190,17 @@ impl KeyInfo {
     }
 
     pub(crate) fn into_principal(self) -> Principal {
-        let data = serde_json::json!({
-            "key_id": self.key_id,
-            "owner": self.owner,
-            "meta": self.meta,
-        });
+        // The data is the key's own metadata, plus `owner` when known; nothing is added for a
+        // key with neither, which keeps a cached entry small.
+        let data = match (self.meta, self.owner) {
+            (meta, None) => meta,
+            (Value::Object(mut map), Some(owner)) => {
+                map.insert("owner".into(), Value::String(owner));
+                Value::Object(map)
+            }
+            (Value::Null, Some(owner)) => serde_json::json!({ "owner": owner }),
+            (meta, Some(owner)) => serde_json::json!({ "owner": owner, "meta": meta }),
+        };
         let mut builder = Principal::builder(self.key_id, CredentialKind::ApiKey)
             .scopes(self.scopes)
             .data(data);

@@ -1,0 +1,185 @@
+//! What the API-key layer costs: a cache hit against the same service without the layer
+//! (one hot key, and 100 000 keys hit at random), a miss against a local key service against
+//! a bare `reqwest` POST of the same body, and the memory of a cached entry.
+//!
+//! `cargo bench -p tollgate-apikey`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use http_body_util::Full;
+use tollgate_apikey::{ApiKeyAuth, KeyInfo, KeyVerifier, UnkeyVerifier, Verdict, VerifyError};
+use tollgate_core::AuthLayer;
+use tollgate_testkit::{MockKey, MockKeyService};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+/// Counts live heap bytes, to measure the memory of cache entries.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Says every key is valid, without I/O (so misses measure the cache, not a network).
+struct AllValid;
+
+impl KeyVerifier for AllValid {
+    async fn verify(&self, key: &str) -> Result<Verdict, VerifyError> {
+        Ok(Verdict::Valid(
+            KeyInfo::new(format!("key_{}", &key[key.len() - 6..])).scopes(["orders:read"]),
+        ))
+    }
+}
+
+fn trivial()
+-> impl Service<Request<()>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    })
+}
+
+fn request(key: &str) -> Request<()> {
+    Request::builder()
+        .header("x-api-key", key)
+        .body(())
+        .unwrap()
+}
+
+fn key(i: usize) -> String {
+    format!("sk_live_{i:032}")
+}
+
+fn cache_hits(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let auth = ApiKeyAuth::builder(AllValid).build();
+    let bare = trivial();
+    let layered = ServiceBuilder::new()
+        .layer(AuthLayer::new(auth.clone()))
+        .service(trivial());
+    let hot = key(7);
+    rt.block_on(async {
+        for i in 0..100_000 {
+            let res = layered.clone().oneshot(request(&key(i))).await.unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    });
+
+    let mut group = c.benchmark_group("apikey/hit");
+    group.bench_function("no layer (baseline)", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(bare.clone().oneshot(request(&hot)).await.unwrap()) })
+    });
+    group.bench_function("layer, one hot key", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(layered.clone().oneshot(request(&hot)).await.unwrap()) })
+    });
+    let keys: Vec<String> = (0..100_000).map(key).collect();
+    let mut n = 0usize;
+    group.bench_function("layer, random key of 100 000", |b| {
+        b.to_async(&rt).iter(|| {
+            // A cheap scramble: consecutive iterations touch distant entries.
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let k = &keys[(n >> 33) % keys.len()];
+            let svc = layered.clone();
+            async move { black_box(svc.oneshot(request(k)).await.unwrap()) }
+        })
+    });
+    group.finish();
+}
+
+fn misses(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let service = rt.block_on(MockKeyService::start());
+    service.add_key(
+        "sk_live_bench",
+        MockKey::new("key_bench").permissions(["orders:read"]),
+    );
+    let url = format!("{}/v2/keys.verifyKey", service.unkey_base_url());
+    let client = reqwest::Client::new();
+    let auth = ApiKeyAuth::builder(UnkeyVerifier::new("root").base_url(service.unkey_base_url()))
+        .no_cache()
+        .build();
+    let layered = ServiceBuilder::new()
+        .layer(AuthLayer::new(auth))
+        .service(trivial());
+
+    let mut group = c.benchmark_group("apikey/miss over loopback");
+    group.bench_function("bare reqwest POST (baseline)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let res = client
+                .post(&url)
+                .bearer_auth("root")
+                .json(&serde_json::json!({"key": "sk_live_bench"}))
+                .send()
+                .await
+                .unwrap();
+            black_box(res.bytes().await.unwrap())
+        })
+    });
+    group.bench_function("layer, cache off", |b| {
+        b.to_async(&rt).iter(|| async {
+            let res = layered
+                .clone()
+                .oneshot(request("sk_live_bench"))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            black_box(res)
+        })
+    });
+    group.finish();
+}
+
+fn memory(_: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let auth = ApiKeyAuth::builder(AllValid).build();
+        let svc = ServiceBuilder::new().layer(AuthLayer::new(auth.clone())).service(trivial());
+        let keys: Vec<String> = (0..100_000).map(|i| key(i + 1_000_000)).collect();
+        let before = LIVE.load(Ordering::Relaxed);
+        for k in &keys {
+            svc.clone().oneshot(request(k)).await.unwrap();
+        }
+        assert_eq!(auth.cached_entries().await, 100_000);
+        let bytes = LIVE.load(Ordering::Relaxed) - before;
+        println!(
+            "apikey/memory: {} bytes per cached entry (100 000 entries; principal with a key id and one scope)",
+            bytes / 100_000
+        );
+    });
+}
+
+criterion_group!(benches, cache_hits, misses, memory);
+criterion_main!(benches);
