@@ -127,13 +127,13 @@ async fn concurrent_misses_for_one_key_make_exactly_one_call() {
 async fn refusals_are_cached_for_the_negative_ttl() {
     let service = service().await;
     let auth = ApiKeyAuth::builder(unkey(&service))
-        .negative_ttl(Duration::from_millis(300))
+        .negative_ttl(Duration::from_millis(1000))
         .build();
     let app = App::start(auth).await;
     assert_eq!(status_of(&app, "sk_test_unknown").await, 401);
     assert_eq!(status_of(&app, "sk_test_unknown").await, 401);
     assert_eq!(service.requests(), 1);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(status_of(&app, "sk_test_unknown").await, 401);
     assert_eq!(service.requests(), 2);
     assert_eq!(app.hits(), 0);
@@ -142,13 +142,13 @@ async fn refusals_are_cached_for_the_negative_ttl() {
 #[tokio::test]
 async fn a_cached_verdict_never_outlives_the_key() {
     let service = service().await;
-    let expires = SystemTime::now() + Duration::from_millis(600);
+    let expires = SystemTime::now() + Duration::from_millis(1500);
     service.add_key("sk_test_short", MockKey::new("key_short").expires(expires));
     let app = App::start(ApiKeyAuth::builder(unkey(&service)).build()).await;
     assert_eq!(status_of(&app, "sk_test_short").await, 200);
     assert_eq!(status_of(&app, "sk_test_short").await, 200);
     assert_eq!(service.requests(), 1);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(1800)).await;
     let res = app.with_key("sk_test_short").await;
     assert_eq!(res.status(), 401);
     assert_eq!(

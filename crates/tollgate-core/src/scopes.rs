@@ -2,12 +2,18 @@
 //! scope is matched against a needed one.
 
 use std::fmt;
+use std::hash::{DefaultHasher, Hasher};
 use std::sync::Arc;
 
 use crate::AuthError;
 
-/// The scopes (permissions, roles) a credential grants: an immutable, sorted set with
-/// membership tests in `O(log n)` and clones that only bump a reference count.
+/// The scopes (permissions, roles) a credential grants: an immutable set with membership
+/// tests in `O(log n)` integer comparisons plus one string comparison, and clones that only
+/// bump a reference count.
+///
+/// Each scope is stored with a hash computed once, when the set is built; a check against a
+/// [`Scopes`] of needed scopes (as `RequireScopes<S>` does) reuses their hashes too, so the hot
+/// path hashes nothing. Printed (`Display`, `Debug`) in sorted order.
 ///
 /// ```
 /// use tollgate_core::Scopes;
@@ -19,7 +25,23 @@ use crate::AuthError;
 /// assert_eq!(scopes.to_string(), "admin orders:read orders:write");
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Scopes(Arc<[Box<str>]>);
+pub struct Scopes(Arc<[Scope]>);
+
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Scope {
+    hash: u64,
+    name: Box<str>,
+}
+
+/// A hash of the concatenation of `parts` (std's SipHash with its fixed keys: stable within a
+/// process, which is all a set built and queried in one process needs).
+fn hash_of(parts: &[&str]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for part in parts {
+        hasher.write(part.as_bytes());
+    }
+    hasher.finish()
+}
 
 impl Scopes {
     /// No scopes.
@@ -32,15 +54,25 @@ impl Scopes {
         s.split_ascii_whitespace().collect()
     }
 
+    /// Whether some scope with `hash` satisfies `is`.
+    fn find(&self, hash: u64, is: impl Fn(&str) -> bool) -> bool {
+        let start = self.0.partition_point(|s| s.hash < hash);
+        self.0[start..]
+            .iter()
+            .take_while(|s| s.hash == hash)
+            .any(|s| is(&s.name))
+    }
+
     /// Whether `scope` is in the set, compared exactly (byte for byte).
     pub fn contains(&self, scope: &str) -> bool {
-        self.0.binary_search_by(|s| (**s).cmp(scope)).is_ok()
+        self.find(hash_of(&[scope]), |s| s == scope)
     }
 
     /// Whether `prefix` followed by `suffix` is in the set, without building that string.
     fn contains_joined(&self, prefix: &str, suffix: &str) -> bool {
-        let key = || prefix.bytes().chain(suffix.bytes());
-        self.0.binary_search_by(|s| s.bytes().cmp(key())).is_ok()
+        self.find(hash_of(&[prefix, suffix]), |s| {
+            s.len() == prefix.len() + suffix.len() && s.starts_with(prefix) && s.ends_with(suffix)
+        })
     }
 
     /// How many scopes there are.
@@ -53,18 +85,27 @@ impl Scopes {
         self.0.is_empty()
     }
 
-    /// The scopes in sorted order.
+    /// The scopes, in no particular order (`to_string()` sorts them).
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.0.iter().map(|s| &**s)
+        self.0.iter().map(|s| &*s.name)
+    }
+
+    fn sorted(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.iter().collect();
+        names.sort_unstable();
+        names
     }
 }
 
 impl<S: AsRef<str>> FromIterator<S> for Scopes {
     fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
-        let mut v: Vec<Box<str>> = iter
+        let mut v: Vec<Scope> = iter
             .into_iter()
             .filter(|s| !s.as_ref().is_empty())
-            .map(|s| Box::from(s.as_ref()))
+            .map(|s| Scope {
+                hash: hash_of(&[s.as_ref()]),
+                name: Box::from(s.as_ref()),
+            })
             .collect();
         v.sort_unstable();
         v.dedup();
@@ -81,7 +122,7 @@ impl<const N: usize> From<[&str; N]> for Scopes {
 impl fmt::Display for Scopes {
     /// Space-separated, as in a `scope` claim or challenge parameter.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, s) in self.0.iter().enumerate() {
+        for (i, s) in self.sorted().into_iter().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
@@ -93,13 +134,13 @@ impl fmt::Display for Scopes {
 
 impl fmt::Debug for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
+        f.debug_set().entries(self.sorted()).finish()
     }
 }
 
 impl serde::Serialize for Scopes {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
+        serializer.collect_seq(self.sorted())
     }
 }
 
@@ -178,7 +219,11 @@ impl ScopePolicy {
 
     /// Whether `held` grants `needed` under this policy.
     pub fn grants(&self, held: &Scopes, needed: &str) -> bool {
-        if held.contains(needed) {
+        self.grants_hashed(held, needed, hash_of(&[needed]))
+    }
+
+    fn grants_hashed(&self, held: &Scopes, needed: &str, hash: u64) -> bool {
+        if held.find(hash, |s| s == needed) {
             return true;
         }
         let Some(h) = &self.hierarchy else {
@@ -197,9 +242,10 @@ impl ScopePolicy {
     /// Checks `needed` against `held`; on failure the error names the needed scopes, for the
     /// `scope="…"` parameter of the challenge.
     pub fn check(&self, held: &Scopes, needed: &Scopes, mode: ScopeMatch) -> Result<(), AuthError> {
+        let grants = |s: &Scope| self.grants_hashed(held, &s.name, s.hash);
         let ok = match mode {
-            ScopeMatch::All => needed.iter().all(|s| self.grants(held, s)),
-            ScopeMatch::Any => needed.is_empty() || needed.iter().any(|s| self.grants(held, s)),
+            ScopeMatch::All => needed.0.iter().all(grants),
+            ScopeMatch::Any => needed.is_empty() || needed.0.iter().any(grants),
         };
         if ok {
             Ok(())
