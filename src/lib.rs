@@ -1,16 +1,17 @@
-//! tollgate: authentication for tower and axum services.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub use tollgate_core::*;
+
+/// API keys verified by a key service: [`ApiKeyAuth`](apikey::ApiKeyAuth) and its verifiers.
+#[cfg(feature = "apikey")]
+pub use tollgate_apikey as apikey;
 
 /// axum extractors: [`RequireScopes`](axum::RequireScopes), [`Claims`](axum::Claims) and the
 /// `Principal` extractor.
 #[cfg(feature = "axum")]
 pub use tollgate_axum as axum;
-
-/// API keys verified by a key service: [`ApiKeyAuth`](apikey::ApiKeyAuth) and its verifiers.
-#[cfg(feature = "apikey")]
-pub use tollgate_apikey as apikey;
 
 /// Bearer JWTs: [`JwtAuth`](jwt::JwtAuth), [`Issuer`](jwt::Issuer) and the key sources.
 #[cfg(feature = "jwt")]

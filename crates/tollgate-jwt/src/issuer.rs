@@ -9,7 +9,7 @@ use tollgate_core::AuthError;
 
 use crate::keys::{KeySet, PreparedKey, parse_jwks};
 use crate::token::{Header, numeric_date};
-use crate::{BuildError, ScopeMapping};
+use crate::{BuildError, ClaimRule, ScopeMapping};
 
 /// The algorithms accepted by default: RSA (PKCS#1 and PSS), ECDSA P-256/P-384, Ed25519.
 /// HMAC is only ever accepted for keys you configure yourself ([`LocalKeys::hmac`]), and
@@ -86,6 +86,7 @@ pub struct Issuer {
     pub(crate) typ: Option<Vec<String>>,
     pub(crate) required_claims: Vec<String>,
     pub(crate) scopes: ScopeMapping,
+    pub(crate) rules: Vec<ClaimRule>,
     pub(crate) refresh: Refresh,
 }
 
@@ -101,6 +102,7 @@ impl Issuer {
             typ: None,
             required_claims: Vec::new(),
             scopes: ScopeMapping::default(),
+            rules: Vec::new(),
             refresh: Refresh::default(),
         }
     }
@@ -189,6 +191,13 @@ impl Issuer {
         claims: I,
     ) -> Self {
         self.required_claims = claims.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Requires the claims to meet `rule` (default: no rule). Several calls add rules that
+    /// must all hold. See [`ClaimRule`] for the rules and the error a failing token gets.
+    pub fn require(mut self, rule: ClaimRule) -> Self {
+        self.rules.push(rule);
         self
     }
 
@@ -307,6 +316,12 @@ impl Issuer {
         {
             tracing::debug!(claim = missing.as_str(), "required claim missing");
             return Err(AuthError::invalid_token("the token lacks a required claim"));
+        }
+        if let Some(failed) = self.rules.iter().find(|rule| !rule.matches(claims)) {
+            tracing::debug!(rule = ?failed, "claim rule not met");
+            return Err(AuthError::invalid_token(
+                "the token's claims do not meet this service's requirements",
+            ));
         }
         Ok(exp)
     }

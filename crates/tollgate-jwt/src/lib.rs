@@ -13,6 +13,8 @@
 //!   cap before any decoding.
 //! - Into the [`Principal`](tollgate_core::Principal): scopes from `scope`/`scp` or any claim
 //!   path ([`ScopeMapping`]), the claims as its data (use `Claims<T>` in axum for your type).
+//! - [`ClaimRule`]s: which tokens an issuer is accepted for (equals, one of, glob, contains;
+//!   all/any), for workload identity tokens such as GitHub Actions'.
 //! - An opt-in verified-token cache.
 //!
 //! What `jsonwebtoken` alone would not do, and this crate does: check `nbf` by default,
@@ -38,6 +40,7 @@
 
 mod auth;
 mod cache;
+mod claims;
 mod crypto;
 mod error;
 mod issuer;
@@ -49,6 +52,7 @@ mod token;
 pub use auth::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthBuilder, JwtLayer, JwtStats,
 };
+pub use claims::ClaimRule;
 pub use error::BuildError;
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, LocalKeys};
 pub use jsonwebtoken::Algorithm;

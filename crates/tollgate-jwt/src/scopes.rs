@@ -4,6 +4,8 @@
 use serde_json::{Map, Value};
 use tollgate_core::Scopes;
 
+use crate::claims::{lookup, path};
+
 /// Which claims hold scopes, and how to read them. Each claim is read by the shape of its
 /// value:
 ///
@@ -52,10 +54,7 @@ impl ScopeMapping {
     /// dot itself.
     pub fn claims<I: IntoIterator<Item = S>, S: AsRef<str>>(paths: I) -> Self {
         ScopeMapping {
-            paths: paths
-                .into_iter()
-                .map(|p| p.as_ref().split('.').map(str::to_owned).collect())
-                .collect(),
+            paths: paths.into_iter().map(|p| path(p.as_ref())).collect(),
             separator: ":".into(),
         }
     }
@@ -131,12 +130,6 @@ impl ScopeMapping {
             ),
         }
     }
-}
-
-fn lookup<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    rest.iter()
-        .try_fold(claims.get(first)?, |v, segment| v.get(segment))
 }
 
 #[cfg(test)]
