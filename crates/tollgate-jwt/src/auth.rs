@@ -87,6 +87,7 @@ impl JwtAuth {
             client: None,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             cache: None,
+            cookie: None,
         }
     }
 
@@ -269,6 +270,7 @@ pub struct JwtAuthBuilder {
     client: Option<reqwest::Client>,
     max_token_len: usize,
     cache: Option<(u64, Duration)>,
+    cookie: Option<Box<str>>,
 }
 
 impl JwtAuthBuilder {
@@ -289,6 +291,14 @@ impl JwtAuthBuilder {
     /// decoded.
     pub fn max_token_len(mut self, max: usize) -> Self {
         self.max_token_len = max;
+        self
+    }
+
+    /// Also reads the token from the cookie `name` (default: off). A token sent both as a
+    /// cookie and in `Authorization` is a 400. Cookies are sent by browsers on their own, so
+    /// routes that accept one need CSRF protection.
+    pub fn cookie(mut self, name: impl Into<Box<str>>) -> Self {
+        self.cookie = Some(name.into());
         self
     }
 
@@ -357,7 +367,11 @@ impl JwtAuthBuilder {
         Ok(JwtAuth {
             inner: Arc::new(Inner {
                 issuers,
-                source: CredentialSource::bearer().max_len(self.max_token_len),
+                source: match self.cookie {
+                    Some(name) => CredentialSource::bearer().also_cookie(name),
+                    None => CredentialSource::bearer(),
+                }
+                .max_len(self.max_token_len),
                 cache: self
                     .cache
                     .map(|(entries, ttl)| VerifiedCache::new(entries, ttl)),

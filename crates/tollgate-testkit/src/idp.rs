@@ -119,6 +119,16 @@ impl SigningKey {
         &self.public_der
     }
 
+    /// Signs raw header and payload bytes as given (duplicate members, odd nesting...), for
+    /// tokens no JSON serializer would produce.
+    pub fn sign_raw(&self, header_json: &str, payload_json: &str) -> String {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let message = format!("{}.{}", b64(header_json), b64(payload_json));
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &self.encoding, self.alg)
+            .expect("signing");
+        format!("{message}.{signature}")
+    }
+
     /// Signs `claims` with `header` (whose `alg` is forced to this key's).
     pub fn sign(&self, mut header: Header, claims: &Value) -> String {
         header.alg = self.alg;

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::server::Server;
@@ -110,6 +111,8 @@ pub enum Fault {
     WrongTypes,
     /// Answers 200 with a 2 MB JSON body.
     HugeBody,
+    /// Answers 200 at once, then sends the body one byte every 500 ms.
+    SlowBody,
 }
 
 struct Shared {
@@ -245,6 +248,14 @@ async fn fault(shared: &Shared) -> Option<Response> {
             "valid": "yes", "key_id": 5, "scopes": "all"
         }))
         .into_response(),
+        Fault::SlowBody => {
+            let body = br#"{"valid": true, "key_id": "k", "data": {"valid": true, "code": "VALID", "keyId": "k"}}"#;
+            let stream = futures_util::stream::iter(body.iter().copied()).then(|b| async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok::<_, std::io::Error>(vec![b])
+            });
+            Response::new(axum::body::Body::from_stream(stream))
+        }
         Fault::HugeBody => {
             let filler = "x".repeat(2 * 1024 * 1024);
             Json(json!({"data": {"valid": false, "code": "NOT_FOUND", "pad": filler}}))
