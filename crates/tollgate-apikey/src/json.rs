@@ -103,6 +103,21 @@ impl KeyVerifier for JsonVerifier {
             self.timeout,
         )
         .await?;
+        answer.into_verdict()
+    }
+}
+
+/// Reads a generic-protocol answer body as `verify` does (for the fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn parse_answer(bytes: &[u8]) -> Result<Verdict, VerifyError> {
+    serde_json::from_slice::<Answer>(bytes)
+        .map_err(|_| VerifyError::Malformed("not the expected JSON".into()))?
+        .into_verdict()
+}
+
+impl Answer {
+    fn into_verdict(self) -> Result<Verdict, VerifyError> {
+        let answer = self; // named as in the protocol's description
         if !answer.valid {
             let code = answer.code.as_deref().unwrap_or("NOT_FOUND");
             return Ok(Verdict::Invalid(Denial::from_code(code, None)));

@@ -50,3 +50,18 @@ pub use stats::{Outcomes, Stats, UpstreamErrors};
 pub use unkey::{UNKEY_BASE_URL, UnkeyVerifier};
 pub use upstream::DEFAULT_TIMEOUT;
 pub use verifier::{Denial, KeyInfo, KeyVerifier, Verdict, VerifyError};
+
+/// Entry points for the fuzz targets under `fuzz/` (feature `fuzzing`; not a stable API).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Parses an Unkey v2 answer body.
+    pub fn unkey_answer(bytes: &[u8]) -> Result<crate::Verdict, crate::VerifyError> {
+        crate::unkey::parse_answer(bytes)
+    }
+
+    /// Parses a generic JSON protocol answer body.
+    pub fn json_answer(bytes: &[u8]) -> Result<crate::Verdict, crate::VerifyError> {
+        crate::json::parse_answer(bytes)
+    }
+}

@@ -1,0 +1,220 @@
+//! Interoperability with a real, independently written, certified OpenID provider:
+//! `oidc-provider` (see `tests/interop/package.json` for the exact version), run with Node on
+//! 127.0.0.1 by this test. tollgate is configured only by the issuer URL and the audience.
+//!
+//! Without Node/npm the test fails in CI (`CI` set) and is skipped, with the reason printed,
+//! elsewhere.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tollgate::AuthLayer;
+use tollgate::axum::{Claims, RequireScopes, scopes};
+use tollgate::jwt::{Issuer, JwtAuth};
+
+const AUDIENCE: &str = "https://api.tollgate.test";
+const OTHER_AUDIENCE: &str = "https://other.tollgate.test";
+
+scopes! {
+    OrdersRead = "orders:read";
+    OrdersWrite = "orders:write";
+}
+
+#[derive(serde::Deserialize)]
+struct AccessToken {
+    client_id: String,
+}
+
+/// The provider process; killed when dropped, whatever happens in the test.
+struct Provider {
+    child: Child,
+    issuer: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs the provider's packages (`npm ci`, exact versions from the lock file) if needed,
+/// and starts it on a free port. `None` (with the reason printed) when Node is missing
+/// outside CI.
+async fn start_provider() -> Option<Provider> {
+    if !have("node") || !have("npm") {
+        let reason = "Node.js and npm are needed for the interoperability test (.ci/run installs them)";
+        assert!(std::env::var_os("CI").is_none(), "{reason}");
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let dir = interop_dir();
+    if !dir.join("node_modules/oidc-provider").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("run npm ci");
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("node")
+        .arg("provider.mjs")
+        .env("PORT", port.to_string())
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start node provider.mjs");
+    let provider = Provider {
+        child,
+        issuer: format!("http://127.0.0.1:{port}"),
+    };
+    let discovery = format!("{}/.well-known/openid-configuration", provider.issuer);
+    for _ in 0..100 {
+        if reqwest::get(&discovery).await.is_ok_and(|r| r.status().is_success()) {
+            return Some(provider);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the provider did not start on {}", provider.issuer);
+}
+
+impl Provider {
+    /// A client-credentials access token from the token endpoint.
+    async fn token(&self, client: &str, resource: &str, scope: &str) -> String {
+        let res = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client, Some(format!("{client}-secret-0123456789abcdef")))
+            .form(&[("grant_type", "client_credentials"), ("resource", resource), ("scope", scope)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "token endpoint: {}", res.text().await.unwrap());
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn admin(&self, action: &str) {
+        let res = reqwest::Client::new()
+            .post(format!("{}/__{action}", self.issuer))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success());
+    }
+}
+
+async fn serve(auth: JwtAuth) -> String {
+    let app = Router::new()
+        .route(
+            "/orders",
+            get(
+                |RequireScopes(who, ..): RequireScopes<OrdersRead>, Claims(at): Claims<AccessToken>| async move {
+                    format!("{} {} {}", who.subject(), at.client_id, who.scopes())
+                },
+            )
+            .post(|RequireScopes(who, ..): RequireScopes<OrdersWrite>| async move {
+                who.subject().to_owned()
+            }),
+        )
+        .layer(AuthLayer::new(auth));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/orders")
+}
+
+#[tokio::test]
+async fn tokens_from_oidc_provider() {
+    let Some(provider) = start_provider().await else {
+        return;
+    };
+    // Configured by the issuer URL and the audience only (discovery does the rest).
+    let auth = JwtAuth::builder()
+        .issuer(Issuer::discover(&provider.issuer).audience(AUDIENCE))
+        .build()
+        .await
+        .unwrap();
+    let url = serve(auth.clone()).await;
+    let client = reqwest::Client::new();
+
+    // RS256 (rs-client) and ES256 (es-client) access tokens, typ at+jwt.
+    let rs = provider.token("rs-client", AUDIENCE, "orders:read orders:write").await;
+    let res = client.get(&url).bearer_auth(&rs).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "rs-client rs-client orders:read orders:write");
+    let es = provider.token("es-client", AUDIENCE, "orders:read").await;
+    let res = client.get(&url).bearer_auth(&es).send().await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "es-client es-client orders:read");
+
+    // Another audience: 401.
+    let other = provider.token("rs-client", OTHER_AUDIENCE, "orders:read").await;
+    let res = client.get(&url).bearer_auth(&other).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_token""#));
+
+    // A token without the scope the route needs: 403 with the RFC 6750 challenge.
+    let res = client.post(&url).bearer_auth(&es).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(r#"scope="orders:write""#));
+    assert_eq!(client.post(&url).bearer_auth(&rs).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn key_rotation_at_the_provider() {
+    let Some(provider) = start_provider().await else {
+        return;
+    };
+    let auth = JwtAuth::builder()
+        .issuer(Issuer::discover(&provider.issuer).audience(AUDIENCE))
+        .build()
+        .await
+        .unwrap();
+    // A second layer that refreshes its key set often, to see removed keys go.
+    let refreshing = JwtAuth::builder()
+        .issuer(
+            Issuer::discover(&provider.issuer)
+                .audience(AUDIENCE)
+                .refresh_interval(Duration::from_millis(300)),
+        )
+        .build()
+        .await
+        .unwrap();
+    let (url, refreshing_url) = (serve(auth.clone()).await, serve(refreshing).await);
+    let client = reqwest::Client::new();
+    let old = provider.token("rs-client", AUDIENCE, "orders:read").await;
+    assert_eq!(client.get(&url).bearer_auth(&old).send().await.unwrap().status(), 200);
+
+    // A new key signs; the old one is still published. The new kid costs one refetch.
+    provider.admin("rotate").await;
+    let new = provider.token("rs-client", AUDIENCE, "orders:read").await;
+    let fetches = auth.stats().jwks_fetches;
+    assert_eq!(client.get(&url).bearer_auth(&new).send().await.unwrap().status(), 200);
+    assert_eq!(client.get(&url).bearer_auth(&new).send().await.unwrap().status(), 200);
+    assert_eq!(auth.stats().jwks_fetches, fetches + 1, "exactly one JWKS refetch");
+    assert_eq!(client.get(&url).bearer_auth(&old).send().await.unwrap().status(), 200);
+
+    // The old key is dropped; once the key set is refreshed, its tokens are refused.
+    provider.admin("drop_old").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let res = client.get(&refreshing_url).bearer_auth(&old).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(client.get(&refreshing_url).bearer_auth(&new).send().await.unwrap().status(), 200);
+}

@@ -1,0 +1,97 @@
+// A real OpenID provider (panva/oidc-provider) for tollgate's interoperability test.
+//
+// PORT=4000 node provider.mjs
+//
+// - issuer http://127.0.0.1:$PORT, discovery, JWKS, token endpoint;
+// - clients allowed client_credentials: `rs-client` (RS256 access tokens, orders:read and
+//   orders:write), `es-client` (ES256, orders:read only), both client_secret_basic;
+//   `pkjwt-client` (private_key_jwt; its private JWK is served at /__client_key for the test);
+// - resource indicators on: access tokens are JWTs (typ at+jwt) for the requested resource,
+//   https://api.tollgate.test or https://other.tollgate.test;
+// - POST /__rotate: a new RSA and EC key sign from now on, the old ones stay published;
+//   POST /__drop_old: only the newest keys stay published.
+import http from 'node:http';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import Provider, { errors } from 'oidc-provider';
+
+const port = Number(process.env.PORT || 4000);
+const issuer = `http://127.0.0.1:${port}`;
+const RESOURCES = ['https://api.tollgate.test', 'https://other.tollgate.test'];
+
+function key(kind) {
+  const options = kind === 'rsa' ? { modulusLength: 2048 } : { namedCurve: 'P-256' };
+  const { privateKey } = generateKeyPairSync(kind, options);
+  return { ...privateKey.export({ format: 'jwk' }), kid: `${kind}-${randomUUID().slice(0, 8)}`, use: 'sig' };
+}
+
+const clientKey = key('ec');
+const clientPublic = { kty: clientKey.kty, crv: clientKey.crv, x: clientKey.x, y: clientKey.y, kid: clientKey.kid, use: 'sig' };
+let keys = [key('rsa'), key('ec')];
+
+function makeProvider() {
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: 'rs-client', client_secret: 'rs-client-secret-0123456789abcdef',
+        grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic', scope: 'orders:read orders:write',
+      },
+      {
+        client_id: 'es-client', client_secret: 'es-client-secret-0123456789abcdef',
+        grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic', scope: 'orders:read',
+      },
+      {
+        client_id: 'pkjwt-client', grant_types: ['client_credentials'], redirect_uris: [],
+        response_types: [], token_endpoint_auth_method: 'private_key_jwt',
+        token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [clientPublic] },
+        scope: 'orders:read orders:write',
+      },
+    ],
+    jwks: { keys },
+    scopes: ['openid', 'orders:read', 'orders:write'],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => RESOURCES[0],
+        useGrantedResource: () => true,
+        getResourceServerInfo: (ctx, resource, client) => {
+          if (!RESOURCES.includes(resource)) throw new errors.InvalidTarget();
+          return {
+            scope: 'orders:read orders:write',
+            audience: resource,
+            accessTokenTTL: 300,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: client.clientId === 'es-client' ? 'ES256' : 'RS256' } },
+          };
+        },
+      },
+    },
+  });
+  provider.on('server_error', (ctx, err) => console.error('server_error', err));
+  return provider;
+}
+
+let callback = makeProvider().callback();
+
+const server = http.createServer((req, res) => {
+  if (req.method === 'POST' && req.url === '/__rotate') {
+    keys = [key('rsa'), key('ec'), ...keys];
+    callback = makeProvider().callback();
+    res.end(JSON.stringify({ kids: keys.map((k) => k.kid) }));
+  } else if (req.method === 'POST' && req.url === '/__drop_old') {
+    keys = keys.slice(0, 2);
+    callback = makeProvider().callback();
+    res.end(JSON.stringify({ kids: keys.map((k) => k.kid) }));
+  } else if (req.url === '/__client_key') {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(clientKey));
+  } else {
+    callback(req, res);
+  }
+});
+
+server.listen(port, '127.0.0.1', () => console.log(`oidc-provider listening on ${issuer}`));
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));
