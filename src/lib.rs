@@ -16,3 +16,8 @@ pub use tollgate_axum as axum;
 /// Bearer JWTs: [`JwtAuth`](jwt::JwtAuth), [`Issuer`](jwt::Issuer) and the key sources.
 #[cfg(feature = "jwt")]
 pub use tollgate_jwt as jwt;
+
+/// Outbound machine-to-machine auth: [`ClientAuthLayer`](client::ClientAuthLayer) with
+/// client-credentials tokens or a static API key.
+#[cfg(feature = "client")]
+pub use tollgate_client as client;

@@ -59,7 +59,8 @@ fn have(tool: &str) -> bool {
 /// outside CI.
 async fn start_provider() -> Option<Provider> {
     if !have("node") || !have("npm") {
-        let reason = "Node.js and npm are needed for the interoperability test (.ci/run installs them)";
+        let reason =
+            "Node.js and npm are needed for the interoperability test (.ci/run installs them)";
         assert!(std::env::var_os("CI").is_none(), "{reason}");
         eprintln!("skipped: {reason}");
         return None;
@@ -73,7 +74,11 @@ async fn start_provider() -> Option<Provider> {
             .expect("run npm ci");
         assert!(status.success(), "npm ci failed in {}", dir.display());
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("node")
         .arg("provider.mjs")
         .env("PORT", port.to_string())
@@ -87,7 +92,10 @@ async fn start_provider() -> Option<Provider> {
     };
     let discovery = format!("{}/.well-known/openid-configuration", provider.issuer);
     for _ in 0..100 {
-        if reqwest::get(&discovery).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(&discovery)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return Some(provider);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -101,11 +109,20 @@ impl Provider {
         let res = reqwest::Client::new()
             .post(format!("{}/token", self.issuer))
             .basic_auth(client, Some(format!("{client}-secret-0123456789abcdef")))
-            .form(&[("grant_type", "client_credentials"), ("resource", resource), ("scope", scope)])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("resource", resource),
+                ("scope", scope),
+            ])
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 200, "token endpoint: {}", res.text().await.unwrap());
+        assert_eq!(
+            res.status(),
+            200,
+            "token endpoint: {}",
+            res.text().await.unwrap()
+        );
         let body: serde_json::Value = res.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
     }
@@ -125,13 +142,16 @@ async fn serve(auth: JwtAuth) -> String {
         .route(
             "/orders",
             get(
-                |RequireScopes(who, ..): RequireScopes<OrdersRead>, Claims(at): Claims<AccessToken>| async move {
+                |RequireScopes(who, ..): RequireScopes<OrdersRead>,
+                 Claims(at): Claims<AccessToken>| async move {
                     format!("{} {} {}", who.subject(), at.client_id, who.scopes())
                 },
             )
-            .post(|RequireScopes(who, ..): RequireScopes<OrdersWrite>| async move {
-                who.subject().to_owned()
-            }),
+            .post(
+                |RequireScopes(who, ..): RequireScopes<OrdersWrite>| async move {
+                    who.subject().to_owned()
+                },
+            ),
         )
         .layer(AuthLayer::new(auth));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -155,26 +175,53 @@ async fn tokens_from_oidc_provider() {
     let client = reqwest::Client::new();
 
     // RS256 (rs-client) and ES256 (es-client) access tokens, typ at+jwt.
-    let rs = provider.token("rs-client", AUDIENCE, "orders:read orders:write").await;
+    let rs = provider
+        .token("rs-client", AUDIENCE, "orders:read orders:write")
+        .await;
     let res = client.get(&url).bearer_auth(&rs).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.text().await.unwrap(), "rs-client rs-client orders:read orders:write");
+    assert_eq!(
+        res.text().await.unwrap(),
+        "rs-client rs-client orders:read orders:write"
+    );
     let es = provider.token("es-client", AUDIENCE, "orders:read").await;
     let res = client.get(&url).bearer_auth(&es).send().await.unwrap();
     assert_eq!(res.text().await.unwrap(), "es-client es-client orders:read");
 
     // Another audience: 401.
-    let other = provider.token("rs-client", OTHER_AUDIENCE, "orders:read").await;
+    let other = provider
+        .token("rs-client", OTHER_AUDIENCE, "orders:read")
+        .await;
     let res = client.get(&url).bearer_auth(&other).send().await.unwrap();
     assert_eq!(res.status(), 401);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_token""#));
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="invalid_token""#)
+    );
 
     // A token without the scope the route needs: 403 with the RFC 6750 challenge.
     let res = client.post(&url).bearer_auth(&es).send().await.unwrap();
     assert_eq!(res.status(), 403);
-    let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(r#"scope="orders:write""#));
-    assert_eq!(client.post(&url).bearer_auth(&rs).send().await.unwrap().status(), 200);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#)
+            && challenge.contains(r#"scope="orders:write""#)
+    );
+    assert_eq!(
+        client
+            .post(&url)
+            .bearer_auth(&rs)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -200,21 +247,124 @@ async fn key_rotation_at_the_provider() {
     let (url, refreshing_url) = (serve(auth.clone()).await, serve(refreshing).await);
     let client = reqwest::Client::new();
     let old = provider.token("rs-client", AUDIENCE, "orders:read").await;
-    assert_eq!(client.get(&url).bearer_auth(&old).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&old)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // A new key signs; the old one is still published. The new kid costs one refetch.
     provider.admin("rotate").await;
     let new = provider.token("rs-client", AUDIENCE, "orders:read").await;
     let fetches = auth.stats().jwks_fetches;
-    assert_eq!(client.get(&url).bearer_auth(&new).send().await.unwrap().status(), 200);
-    assert_eq!(client.get(&url).bearer_auth(&new).send().await.unwrap().status(), 200);
-    assert_eq!(auth.stats().jwks_fetches, fetches + 1, "exactly one JWKS refetch");
-    assert_eq!(client.get(&url).bearer_auth(&old).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&new)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&new)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        auth.stats().jwks_fetches,
+        fetches + 1,
+        "exactly one JWKS refetch"
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&old)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // The old key is dropped; once the key set is refreshed, its tokens are refused.
     provider.admin("drop_old").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let res = client.get(&refreshing_url).bearer_auth(&old).send().await.unwrap();
+    let res = client
+        .get(&refreshing_url)
+        .bearer_auth(&old)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
-    assert_eq!(client.get(&refreshing_url).bearer_auth(&new).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(&refreshing_url)
+            .bearer_auth(&new)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[cfg(feature = "client")]
+#[tokio::test]
+async fn private_key_jwt_client_accepted_by_the_real_provider() {
+    use tollgate::client::{
+        Algorithm, ClientAuthLayer, ClientCredentials, EncodingKey, TokenSource,
+    };
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let Some(provider) = start_provider().await else {
+        return;
+    };
+    let pem = reqwest::get(format!("{}/__client_key", provider.issuer))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let key = EncodingKey::from_ec_pem(&pem).unwrap();
+    let tokens = TokenSource::new(
+        ClientCredentials::new("pkjwt-client")
+            .private_key_jwt(key, Algorithm::ES256, Some("pkjwt-1".into()))
+            .discover(&provider.issuer)
+            .audience_as_resource(),
+    );
+    let auth = JwtAuth::builder()
+        .issuer(Issuer::discover(&provider.issuer).audience(AUDIENCE))
+        .build()
+        .await
+        .unwrap();
+    let url = serve(auth).await;
+    let client = ServiceBuilder::new()
+        .layer(
+            ClientAuthLayer::token(tokens.clone())
+                .audience(AUDIENCE)
+                .scope("orders:read"),
+        )
+        .service(reqwest::Client::new());
+    for _ in 0..3 {
+        let request = reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap());
+        let res = client.clone().oneshot(request).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            res.text().await.unwrap(),
+            "pkjwt-client pkjwt-client orders:read"
+        );
+    }
+    assert_eq!(tokens.token_requests(), 1);
 }

@@ -24,8 +24,11 @@ function key(kind) {
   return { ...privateKey.export({ format: 'jwk' }), kid: `${kind}-${randomUUID().slice(0, 8)}`, use: 'sig' };
 }
 
-const clientKey = key('ec');
-const clientPublic = { kty: clientKey.kty, crv: clientKey.crv, x: clientKey.x, y: clientKey.y, kid: clientKey.kid, use: 'sig' };
+// The private_key_jwt client's key pair: the public half registered, the private half served
+// (PEM) to the test, which signs its client assertions with it.
+const clientPair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const clientPublic = { ...clientPair.publicKey.export({ format: 'jwk' }), kid: 'pkjwt-1', use: 'sig' };
+const clientPem = clientPair.privateKey.export({ format: 'pem', type: 'pkcs8' });
 let keys = [key('rsa'), key('ec')];
 
 function makeProvider() {
@@ -86,8 +89,8 @@ const server = http.createServer((req, res) => {
     callback = makeProvider().callback();
     res.end(JSON.stringify({ kids: keys.map((k) => k.kid) }));
   } else if (req.url === '/__client_key') {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify(clientKey));
+    res.setHeader('content-type', 'application/x-pem-file');
+    res.end(clientPem);
   } else {
     callback(req, res);
   }

@@ -166,6 +166,10 @@ pub enum IdpFault {
 struct Shared {
     issuer: OnceLock<String>,
     published: Mutex<Vec<SigningKey>>,
+    signing: Mutex<Vec<SigningKey>>,
+    clients: Mutex<std::collections::HashMap<String, String>>,
+    token_ttl: Mutex<u64>,
+    token_requests: AtomicUsize,
     extra_jwks: Mutex<Vec<Value>>,
     fault: Mutex<Option<IdpFault>>,
     cache_control: Mutex<Option<String>>,
@@ -191,7 +195,6 @@ struct Shared {
 /// ```
 pub struct MockIdp {
     shared: Arc<Shared>,
-    signing: Mutex<Vec<SigningKey>>,
     hmac: SigningKey,
     server: Server,
 }
@@ -208,6 +211,10 @@ impl MockIdp {
         let shared = Arc::new(Shared {
             issuer: OnceLock::new(),
             published: Mutex::new(keys.clone()),
+            signing: Mutex::new(keys),
+            clients: Mutex::default(),
+            token_ttl: Mutex::new(300),
+            token_requests: AtomicUsize::new(0),
             extra_jwks: Mutex::default(),
             fault: Mutex::default(),
             cache_control: Mutex::default(),
@@ -218,12 +225,12 @@ impl MockIdp {
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks.json", get(jwks))
+            .route("/token", axum::routing::post(token_endpoint))
             .with_state(shared.clone());
         let server = Server::start(app).await;
         let _ = shared.issuer.set(server.url(""));
         MockIdp {
             shared,
-            signing: Mutex::new(keys),
             hmac: SigningKey::generate("hs-1", Algorithm::HS256),
             server,
         }
@@ -265,7 +272,7 @@ impl MockIdp {
         if alg == Algorithm::HS256 {
             return self.hmac.clone();
         }
-        lock(&self.signing)
+        lock(&self.shared.signing)
             .iter()
             .rev()
             .find(|k| k.alg == alg)
@@ -276,11 +283,11 @@ impl MockIdp {
     /// Rotates: a new key for `alg` signs from now on and is published; the old one stays
     /// published. Returns the new kid.
     pub fn rotate(&self, alg: Algorithm) -> String {
-        let n = lock(&self.signing).len() + 1;
+        let n = lock(&self.shared.signing).len() + 1;
         let key = SigningKey::generate(format!("{}-{n}", alg_name(alg)), alg);
         let kid = key.kid.clone();
         lock(&self.shared.published).push(key.clone());
-        lock(&self.signing).push(key);
+        lock(&self.shared.signing).push(key);
         kid
     }
 
@@ -312,6 +319,27 @@ impl MockIdp {
     /// Makes the discovery document claim another `issuer` (for the exact-match check).
     pub fn set_discovery_issuer(&self, issuer: Option<&str>) {
         *lock(&self.shared.discovery_issuer) = issuer.map(str::to_owned);
+    }
+
+    /// Registers a client for the token endpoint (`client_credentials` with
+    /// `client_secret_basic` or `client_secret_post`).
+    pub fn register_client(&self, client_id: &str, secret: &str) {
+        lock(&self.shared.clients).insert(client_id.to_owned(), secret.to_owned());
+    }
+
+    /// Sets the lifetime (`expires_in`) of tokens from the token endpoint (default 300 s).
+    pub fn set_token_ttl(&self, secs: u64) {
+        *lock(&self.shared.token_ttl) = secs;
+    }
+
+    /// Token endpoint requests so far.
+    pub fn token_requests(&self) -> usize {
+        self.shared.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// The token endpoint URL.
+    pub fn token_url(&self) -> String {
+        self.server.url("/token")
     }
 
     /// JWKS requests so far.
@@ -454,6 +482,72 @@ async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
         res.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     res
+}
+
+/// `POST /token`: the client-credentials grant for registered clients; the token is signed
+/// with the current RS256 key, `typ: at+jwt`, `aud` from `audience` or `resource`.
+async fn token_endpoint(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    shared.token_requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(res) = fault(&shared).await {
+        return res;
+    }
+    let error =
+        |status: StatusCode, code: &str| (status, Json(json!({ "error": code }))).into_response();
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())));
+    let (id, secret) = match basic {
+        Some(pair) => pair,
+        None => (
+            form.get("client_id").cloned().unwrap_or_default(),
+            form.get("client_secret").cloned().unwrap_or_default(),
+        ),
+    };
+    if lock(&shared.clients).get(&id) != Some(&secret) || secret.is_empty() {
+        return error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let ttl = *lock(&shared.token_ttl);
+    let now = now();
+    let audience = form
+        .get("audience")
+        .or_else(|| form.get("resource"))
+        .cloned();
+    let claims = json!({
+        "iss": shared.issuer.get().cloned().unwrap_or_default(),
+        "sub": id, "client_id": id,
+        "aud": audience.unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
+        "scope": form.get("scope").cloned().unwrap_or_default(),
+        "iat": now, "exp": now + ttl,
+        "jti": format!("{now}-{}", shared.token_requests.load(Ordering::SeqCst)),
+    });
+    let key = lock(&shared.signing)
+        .iter()
+        .rev()
+        .find(|k| k.alg == Algorithm::RS256)
+        .cloned();
+    let Some(key) = key else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
+    };
+    let mut header = Header::new(Algorithm::RS256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(key.kid.clone());
+    Json(json!({
+        "access_token": key.sign(header, &claims),
+        "token_type": "Bearer",
+        "expires_in": ttl,
+    }))
+    .into_response()
 }
 
 async fn fault(shared: &Shared) -> Option<Response> {

@@ -1,0 +1,27 @@
+//! The other end of machine-to-machine auth: a tower layer that adds credentials to the
+//! requests a service sends.
+//!
+//! - [`ClientCredentials`]: the OAuth 2.0 client (RFC 6749 §4.4): `client_secret_basic`,
+//!   `client_secret_post` or `private_key_jwt` (RFC 7523), the token endpoint given or
+//!   discovered, audience/resource and scope parameters, a bounded timeout, retries with
+//!   backoff on 5xx and connection errors, typed [`TokenError`]s.
+//! - [`TokenSource`]: tokens cached per (audience, scope) until `expires_in` minus a skew,
+//!   refreshed ahead of expiry in the background, one token request at a time per key.
+//! - [`ClientAuthLayer`]: puts the token (or a static API key) on every request of any tower
+//!   HTTP client (`reqwest::Client` directly, hyper-util's client, ...); a request is never sent
+//!   without one, and a `401 invalid_token` answer gets one refresh and one retry.
+//!
+//! The client secret and the tokens are kept out of every `Debug`, log line and error.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod layer;
+mod source;
+mod token;
+
+pub use jsonwebtoken::{Algorithm, EncodingKey};
+pub use layer::{
+    BoxError, ClientAuthLayer, ClientAuthService, IncomingResponse, OutgoingRequest, ReplayBody,
+};
+pub use source::TokenSource;
+pub use token::{ClientCredentials, TokenError};

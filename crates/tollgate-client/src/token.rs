@@ -1,0 +1,411 @@
+//! [`ClientCredentials`]: who this service is to the token endpoint, and one token request
+//! (RFC 6749 §4.4), with timeouts and retries; [`TokenError`] for what can go wrong.
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Deserialize;
+
+/// Why no token could be had. The outgoing request fails with it; it is never sent without a
+/// token. Never contains the client secret or a token.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token endpoint refused us (`invalid_client`, `invalid_scope`, `unauthorized_client`...):
+    /// a configuration problem, not retried.
+    #[error("the token endpoint refused the request: {error}")]
+    Rejected {
+        /// The OAuth error code (RFC 6749 §5.2).
+        error: String,
+    },
+    /// The endpoint could not be reached, timed out or answered 5xx, after every retry.
+    #[error("the token endpoint is unavailable: {0}")]
+    Unavailable(String),
+    /// The endpoint answered something that is not a token response.
+    #[error("the token endpoint answered something unreadable")]
+    Malformed,
+    /// Discovery of the token endpoint failed.
+    #[error("discovery of the token endpoint failed: {0}")]
+    Discovery(String),
+}
+
+impl TokenError {
+    /// Whether trying again later may help (the endpoint is down), as opposed to a
+    /// configuration error.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TokenError::Unavailable(_) | TokenError::Discovery(_))
+    }
+}
+
+/// How the client proves itself to the token endpoint (RFC 6749 §2.3, RFC 7523 §2.2).
+#[derive(Clone)]
+pub(crate) enum ClientAuth {
+    SecretBasic(String),
+    SecretPost(String),
+    PrivateKeyJwt {
+        key: EncodingKey,
+        alg: Algorithm,
+        kid: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Endpoint {
+    Url(String),
+    Discover(String),
+}
+
+/// A client of an OAuth 2.0 authorization server, allowed the `client_credentials` grant.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_client::ClientCredentials;
+///
+/// let client = ClientCredentials::new("orders-service")
+///     .secret_basic("s3cret")
+///     .token_endpoint("https://login.example.com/oauth/token")
+///     .timeout(Duration::from_secs(3));
+/// assert!(!format!("{client:?}").contains("s3cret"));
+/// ```
+#[derive(Clone)]
+pub struct ClientCredentials {
+    pub(crate) client_id: String,
+    pub(crate) auth: ClientAuth,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) resolved: std::sync::Arc<OnceLock<String>>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) audience_param: &'static str,
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = match &self.auth {
+            ClientAuth::SecretBasic(_) => "client_secret_basic",
+            ClientAuth::SecretPost(_) => "client_secret_post",
+            ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
+        };
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("auth", &auth)
+            .field("endpoint", &self.endpoint)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token from the endpoint.
+#[derive(Clone)]
+pub(crate) struct AccessToken {
+    pub(crate) value: http::HeaderValue,
+    pub(crate) lifetime: Duration,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
+}
+
+impl ClientCredentials {
+    /// A client with id `client_id`; set how it authenticates and where its token endpoint
+    /// is before use (defaults: `client_secret_basic` with an empty secret is not useful).
+    pub fn new(client_id: impl Into<String>) -> Self {
+        ClientCredentials {
+            client_id: client_id.into(),
+            auth: ClientAuth::SecretBasic(String::new()),
+            endpoint: Endpoint::Url(String::new()),
+            resolved: Default::default(),
+            http: reqwest::Client::new(),
+            timeout: Duration::from_secs(5),
+            retries: 2,
+            backoff: Duration::from_millis(200),
+            audience_param: "audience",
+        }
+    }
+
+    /// Authenticates with the secret in HTTP Basic (`client_secret_basic`, the default method).
+    pub fn secret_basic(mut self, secret: impl Into<String>) -> Self {
+        self.auth = ClientAuth::SecretBasic(secret.into());
+        self
+    }
+
+    /// Authenticates with the secret in the form body (`client_secret_post`).
+    pub fn secret_post(mut self, secret: impl Into<String>) -> Self {
+        self.auth = ClientAuth::SecretPost(secret.into());
+        self
+    }
+
+    /// Authenticates with a JWT assertion signed by `key` (`private_key_jwt`, RFC 7523): `iss`
+    /// and `sub` the client id, `aud` the token endpoint, a one-minute life, a fresh `jti`.
+    pub fn private_key_jwt(
+        mut self,
+        key: EncodingKey,
+        alg: Algorithm,
+        kid: Option<String>,
+    ) -> Self {
+        self.auth = ClientAuth::PrivateKeyJwt { key, alg, kid };
+        self
+    }
+
+    /// The token endpoint URL.
+    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Endpoint::Url(url.into());
+        self.resolved = Default::default();
+        self
+    }
+
+    /// Finds the token endpoint in the issuer's discovery document (OIDC, then RFC 8414) on
+    /// first use.
+    pub fn discover(mut self, issuer: impl Into<String>) -> Self {
+        self.endpoint = Endpoint::Discover(issuer.into());
+        self.resolved = Default::default();
+        self
+    }
+
+    /// Sends the audience as `resource` (RFC 8707) instead of `audience` (the default,
+    /// as Auth0 and others expect).
+    pub fn audience_as_resource(mut self) -> Self {
+        self.audience_param = "resource";
+        self
+    }
+
+    /// Uses your `reqwest` client for token requests.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = client;
+        self
+    }
+
+    /// The timeout of one token request (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Retries after a 5xx, a timeout or a connection error (default 2), waiting `backoff`,
+    /// then twice as long each time (default 200 ms). Refusals (4xx) are never retried.
+    pub fn retries(mut self, retries: u32, backoff: Duration) -> Self {
+        self.retries = retries;
+        self.backoff = backoff;
+        self
+    }
+
+    async fn endpoint(&self) -> Result<String, TokenError> {
+        if let Some(url) = self.resolved.get() {
+            return Ok(url.clone());
+        }
+        let url = match &self.endpoint {
+            Endpoint::Url(url) => url.clone(),
+            Endpoint::Discover(issuer) => self.discover_endpoint(issuer).await?,
+        };
+        Ok(self.resolved.get_or_init(|| url).clone())
+    }
+
+    async fn discover_endpoint(&self, issuer: &str) -> Result<String, TokenError> {
+        #[derive(Deserialize)]
+        struct Metadata {
+            issuer: String,
+            token_endpoint: String,
+        }
+        let base = issuer.trim_end_matches('/');
+        for well_known in ["openid-configuration", "oauth-authorization-server"] {
+            let res = self
+                .http
+                .get(format!("{base}/.well-known/{well_known}"))
+                .timeout(self.timeout)
+                .send()
+                .await;
+            let Ok(res) = res else { continue };
+            if !res.status().is_success() {
+                continue;
+            }
+            let meta: Metadata = res
+                .json()
+                .await
+                .map_err(|_| TokenError::Discovery("the document is not valid".into()))?;
+            if meta.issuer != issuer {
+                return Err(TokenError::Discovery(
+                    "the document names another issuer".into(),
+                ));
+            }
+            return Ok(meta.token_endpoint);
+        }
+        Err(TokenError::Discovery(
+            "no discovery document could be fetched".into(),
+        ))
+    }
+
+    /// Requests a token, retrying transient failures with backoff.
+    pub(crate) async fn request(
+        &self,
+        audience: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<AccessToken, TokenError> {
+        let endpoint = self.endpoint().await?;
+        let mut delay = self.backoff;
+        let mut attempt = 0;
+        loop {
+            match self.request_once(&endpoint, audience, scope).await {
+                Err(TokenError::Unavailable(reason)) if attempt < self.retries => {
+                    tracing::warn!(attempt, %reason, "token request failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn request_once(
+        &self,
+        endpoint: &str,
+        audience: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<AccessToken, TokenError> {
+        let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
+        if let Some(scope) = scope {
+            form.push(("scope", scope.into()));
+        }
+        if let Some(audience) = audience {
+            form.push((self.audience_param, audience.into()));
+        }
+        let mut req = self.http.post(endpoint).timeout(self.timeout);
+        match &self.auth {
+            ClientAuth::SecretBasic(secret) => {
+                req = req.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)));
+            }
+            ClientAuth::SecretPost(secret) => {
+                form.push(("client_id", self.client_id.clone()));
+                form.push(("client_secret", secret.clone()));
+            }
+            ClientAuth::PrivateKeyJwt { key, alg, kid } => {
+                form.push(("client_id", self.client_id.clone()));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push((
+                    "client_assertion",
+                    self.assertion(endpoint, key, *alg, kid.clone())?,
+                ));
+            }
+        }
+        let res = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| TokenError::Unavailable(describe(&e)))?;
+        let status = res.status();
+        if status.is_server_error() {
+            return Err(TokenError::Unavailable(format!(
+                "status {}",
+                status.as_u16()
+            )));
+        }
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| TokenError::Unavailable(describe(&e)))?;
+        if !status.is_success() {
+            let error = serde_json::from_slice::<ErrorResponse>(&bytes)
+                .map(|e| e.error.chars().take(64).collect())
+                .unwrap_or_else(|_| format!("status {}", status.as_u16()));
+            return Err(TokenError::Rejected { error });
+        }
+        let token: TokenResponse =
+            serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+        if token
+            .token_type
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+        {
+            return Err(TokenError::Malformed);
+        }
+        let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.access_token))
+            .map_err(|_| TokenError::Malformed)?;
+        value.set_sensitive(true);
+        Ok(AccessToken {
+            value,
+            // Without expires_in, assume an hour (RFC 6749 leaves it to the server).
+            lifetime: Duration::from_secs(token.expires_in.unwrap_or(3600)),
+        })
+    }
+
+    fn assertion(
+        &self,
+        endpoint: &str,
+        key: &EncodingKey,
+        alg: Algorithm,
+        kid: Option<String>,
+    ) -> Result<String, TokenError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let claims = serde_json::json!({
+            "iss": self.client_id, "sub": self.client_id, "aud": endpoint,
+            "iat": now, "exp": now + 60, "jti": jti(),
+        });
+        let mut header = Header::new(alg);
+        header.kid = kid;
+        jsonwebtoken::encode(&header, &claims, key).map_err(|_| TokenError::Rejected {
+            error: "the client assertion could not be signed".into(),
+        })
+    }
+}
+
+/// RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encoding.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A unique `jti`: the time, a process counter and std's randomly keyed hasher.
+fn jti() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    format!(
+        "{:016x}{:016x}",
+        h.finish(),
+        COUNTER.load(Ordering::Relaxed)
+    )
+}
+
+/// A transport error without its URL.
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        "request failed".into()
+    }
+}
