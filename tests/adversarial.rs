@@ -125,9 +125,7 @@ impl Suite {
                 }),
             )
             .layer(AuthLayer::new(api.or(jwt)));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = tollgate_testkit::serve(app).await;
         Suite {
             url: format!("http://{addr}/"),
             hits,

@@ -154,9 +154,7 @@ async fn serve(auth: JwtAuth) -> String {
             ),
         )
         .layer(AuthLayer::new(auth));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = tollgate_testkit::serve(app).await;
     format!("http://{addr}/orders")
 }
 

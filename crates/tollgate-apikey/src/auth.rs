@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderName};
@@ -11,7 +11,7 @@ use tollgate_core::{AuthError, AuthLayer, Authenticator, CredentialSource, Princ
 
 use crate::cache::{CacheConfig, Entry, KeyCache, KeyHash};
 use crate::stats::{Counters, Stats, bump};
-use crate::{Denial, KeyVerifier, Verdict};
+use crate::{KeyVerifier, Verdict};
 
 /// The header API keys are read from by default.
 pub const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-api-key");
@@ -147,31 +147,20 @@ impl<V: KeyVerifier> Inner<V> {
             }
         };
         self.counters.outcome(&verdict);
-        let config = self.cache.as_ref().map(|c| &c.config);
-        let (ttl, negative_ttl) = config.map_or((Duration::ZERO, Duration::ZERO), |c| {
-            (c.ttl, c.negative_ttl)
-        });
-        let left = |at: SystemTime| at.duration_since(SystemTime::now()).unwrap_or_default();
-        let (outcome, ttl) = match verdict {
+        let outcome = match verdict {
             Verdict::Valid(info) => {
-                let ttl = info.expiry().map_or(ttl, |at| ttl.min(left(at)));
                 let principal = info.into_principal();
                 tracing::debug!(key_id = principal.subject(), "API key verified");
-                (Ok(principal), ttl)
+                Ok(principal)
             }
             Verdict::Invalid(denial) => {
                 tracing::debug!(code = denial.code(), "API key refused");
-                let ttl = match &denial {
-                    Denial::RateLimited { reset: Some(at) } => negative_ttl.min(left(*at)),
-                    _ => negative_ttl,
-                };
-                (Err(Arc::new(denial.to_error())), ttl)
+                Err(Arc::new(denial.to_error()))
             }
         };
         let entry = Entry {
             outcome,
             stored: Instant::now(),
-            ttl,
         };
         if let Some(cache) = &self.cache {
             cache.remember_good(hash, &entry).await;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
 use moka::future::Cache;
@@ -13,13 +13,12 @@ use tollgate_core::{AuthError, Principal};
 pub(crate) type KeyHash = [u8; 32];
 
 /// A cached verdict: the principal, or the error the client gets (behind an `Arc`, which
-/// keeps every entry, valid ones included, 56 bytes smaller).
+/// keeps every entry, valid ones included, small). How long it lives is computed from it when
+/// it is stored (see [`Lifetime`]), not kept in it.
 #[derive(Clone)]
 pub(crate) struct Entry {
     pub(crate) outcome: Result<Principal, Arc<AuthError>>,
     pub(crate) stored: Instant,
-    /// How long this entry may live, fixed when it is made (never past the key's expiry).
-    pub(crate) ttl: Duration,
 }
 
 impl Entry {
@@ -29,12 +28,33 @@ impl Entry {
     }
 }
 
-/// Each entry expires after its own `ttl`, renewed when it is replaced.
-struct PerEntry;
+/// How long an entry lives: valid verdicts `ttl` (plus `grace` in the serve-stale cache),
+/// never past the key's expiry; refusals `negative_ttl`, never past a rate limit's reset.
+/// Renewed when an entry is replaced.
+struct Lifetime {
+    ttl: Duration,
+    negative_ttl: Duration,
+    grace: Duration,
+}
 
-impl Expiry<KeyHash, Entry> for PerEntry {
+impl Lifetime {
+    fn of(&self, entry: &Entry) -> Duration {
+        let left = |at: SystemTime| at.duration_since(SystemTime::now()).unwrap_or_default();
+        match &entry.outcome {
+            Ok(principal) => {
+                let ttl = self.ttl + self.grace;
+                principal.expires_at().map_or(ttl, |at| ttl.min(left(at)))
+            }
+            Err(e) => e
+                .retry_after()
+                .map_or(self.negative_ttl, |reset| self.negative_ttl.min(reset)),
+        }
+    }
+}
+
+impl Expiry<KeyHash, Entry> for Lifetime {
     fn expire_after_create(&self, _: &KeyHash, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(entry.ttl)
+        Some(self.of(entry))
     }
 
     fn expire_after_update(
@@ -44,7 +64,7 @@ impl Expiry<KeyHash, Entry> for PerEntry {
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(entry.ttl)
+        Some(self.of(entry))
     }
 }
 
@@ -82,15 +102,19 @@ pub(crate) struct KeyCache {
 
 impl KeyCache {
     pub(crate) fn new(config: CacheConfig) -> Self {
-        let build = |capacity| {
+        let build = |grace| {
             Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(PerEntry)
+                .max_capacity(config.max_entries)
+                .expire_after(Lifetime {
+                    ttl: config.ttl,
+                    negative_ttl: config.negative_ttl,
+                    grace,
+                })
                 .build()
         };
         KeyCache {
-            verdicts: build(config.max_entries),
-            last_good: config.stale_grace.map(|_| build(config.max_entries)),
+            verdicts: build(Duration::ZERO),
+            last_good: config.stale_grace.map(build),
             revalidating: Mutex::new(HashSet::new()),
             config,
         }
@@ -119,21 +143,8 @@ impl KeyCache {
 
     /// Remembers a valid principal for the serve-stale-on-error grace period.
     pub(crate) async fn remember_good(&self, hash: KeyHash, entry: &Entry) {
-        if let (Some(last_good), Some(grace), Ok(principal)) =
-            (&self.last_good, self.config.stale_grace, &entry.outcome)
-        {
-            let mut ttl = entry.ttl + grace;
-            if let Some(left) = principal
-                .expires_at()
-                .and_then(|at| at.duration_since(std::time::SystemTime::now()).ok())
-            {
-                ttl = ttl.min(left);
-            }
-            let stale = Entry {
-                ttl,
-                ..entry.clone()
-            };
-            last_good.insert(hash, stale).await;
+        if let (Some(last_good), Ok(_)) = (&self.last_good, &entry.outcome) {
+            last_good.insert(hash, entry.clone()).await;
         }
     }
 

@@ -37,9 +37,7 @@ impl App {
                 }),
             )
             .layer(AuthLayer::new(auth));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = tollgate_testkit::serve(app).await;
         App {
             base: format!("http://{addr}/"),
             hits,
@@ -279,9 +277,7 @@ async fn the_same_goes_for_the_generic_protocol() {
 #[tokio::test]
 async fn key_service_down_or_wrong_root_key_is_503() {
     // A port nobody listens on: connection refused.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let url = tollgate_testkit::unreachable_url("");
     let auth = ApiKeyAuth::builder(UnkeyVerifier::new(ROOT).base_url(&url)).build();
     let app = App::start(auth.clone()).await;
     assert_eq!(status_of(&app, KEY).await, 503);

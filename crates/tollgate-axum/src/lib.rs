@@ -14,9 +14,14 @@
 //! default), and every rejection is answered in that layer's error format. Extractors only
 //! read the request extensions, so several of them in one handler all see the principal.
 //!
+//! The whole pattern, from the layer to the handlers (here with a static API-key list; a
+//! `JwtAuth`, or `api_keys.or(jwt)`, fits the same place):
+//!
 //! ```
 //! use axum::{Router, routing::{get, post}};
+//! use tollgate_apikey::{ApiKeyAuth, KeyInfo, StaticKeys};
 //! use tollgate_axum::{Claims, Principal, RequireAnyScope, RequireScopes, scopes};
+//! use tollgate_core::{AuthLayer, ScopePolicy};
 //!
 //! scopes! {
 //!     /// Placing orders.
@@ -26,24 +31,32 @@
 //! }
 //!
 //! #[derive(serde::Deserialize)]
-//! struct MyClaims { tenant: String }
+//! struct KeyMeta { tenant: String }
 //!
 //! async fn create(RequireScopes(who, ..): RequireScopes<OrdersWrite>) -> String {
 //!     format!("created by {}", who.subject())
 //! }
 //!
-//! async fn list(_: RequireAnyScope<OrdersRead>, Claims(claims): Claims<MyClaims>) -> String {
-//!     format!("orders of {}", claims.tenant)
+//! async fn list(_: RequireAnyScope<OrdersRead>, Claims(meta): Claims<KeyMeta>) -> String {
+//!     format!("orders of {}", meta.tenant)
 //! }
 //!
 //! async fn me(principal: Option<Principal>) -> String {
 //!     principal.map_or("anonymous".into(), |p| p.subject().to_owned())
 //! }
 //!
+//! let keys = StaticKeys::new().key(
+//!     "sk_test_123",
+//!     KeyInfo::new("ci").scopes(["orders:*"]).meta(serde_json::json!({"tenant": "acme"})),
+//! );
+//! let auth = ApiKeyAuth::builder(keys).build();
 //! let app: Router = Router::new()
 //!     .route("/orders", post(create).get(list))
-//!     .route("/me", get(me));
-//! // .layer(AuthLayer::new(...)) puts the principal in front of these handlers.
+//!     .route("/me", get(me))
+//!     // Optional: `/me` answers anonymous callers; the scope extractors still answer 401
+//!     // without a credential, and 403 when a scope is missing. `orders:*` grants
+//!     // `orders:write` under the hierarchical policy.
+//!     .layer(AuthLayer::new(auth).optional().scope_policy(ScopePolicy::hierarchical(':')));
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

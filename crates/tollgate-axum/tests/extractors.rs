@@ -136,9 +136,7 @@ impl App {
                 get(|| async { "layered" }).route_layer(RequireScopesLayer::all(["billing:read"])),
             )
             .layer(layer);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = tollgate_testkit::serve(app).await;
         App {
             base: format!("http://{addr}"),
             hits,
@@ -316,9 +314,7 @@ async fn extractor_without_any_layer_is_401() {
         "/",
         get(|p: Principal| async move { p.subject().to_owned() }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = tollgate_testkit::serve(app).await;
     let res = reqwest::get(format!("http://{addr}/")).await.unwrap();
     assert_eq!(res.status(), 401);
 }

@@ -44,9 +44,7 @@ async fn downstream(idp: &MockIdp) -> (String, Arc<AtomicUsize>) {
 }
 
 async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = tollgate_testkit::serve(app).await;
     format!("http://{addr}/invoices")
 }
 
@@ -198,9 +196,7 @@ async fn endpoint_faults_fail_the_request_with_a_typed_error() {
     assert!(!err.is_transient());
     assert_eq!(idp.token_requests(), before + 1, "a refusal is not retried");
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/token", closed.local_addr().unwrap());
-    drop(closed);
+    let url = tollgate_testkit::unreachable_url("/token");
     let unreachable = creds.token_endpoint(url);
     assert!(
         matches!(token_error(&down, unreachable).await, TokenError::Unavailable(r) if r == "connection failed")

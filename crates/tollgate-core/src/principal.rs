@@ -45,7 +45,7 @@ pub struct Principal(Arc<Inner>);
 struct Inner {
     subject: Box<str>,
     kind: CredentialKind,
-    issuer: Option<Box<str>>,
+    issuer: Option<Arc<str>>,
     expires_at: Option<SystemTime>,
     scopes: Scopes,
     data: Value,
@@ -112,8 +112,9 @@ impl fmt::Debug for Principal {
 pub struct PrincipalBuilder(Inner);
 
 impl PrincipalBuilder {
-    /// Sets the issuer (default: none).
-    pub fn issuer(mut self, issuer: impl Into<Box<str>>) -> Self {
+    /// Sets the issuer (default: none). An `Arc<str>` is shared, not copied: authenticators
+    /// that make many principals for one issuer pass the same one.
+    pub fn issuer(mut self, issuer: impl Into<Arc<str>>) -> Self {
         self.0.issuer = Some(issuer.into());
         self
     }

@@ -409,9 +409,7 @@ mod over_http {
 
     /// Serves `app` on 127.0.0.1 (random port) and returns its base URL.
     async fn serve(app: Router) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = tollgate_testkit::serve(app).await;
         format!("http://{addr}")
     }
 

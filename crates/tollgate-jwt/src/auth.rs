@@ -50,6 +50,8 @@ struct Inner {
 /// An issuer with its keys.
 struct Runtime {
     config: Issuer,
+    /// The `iss`, shared by every principal of this issuer.
+    iss: Arc<str>,
     keys: Keys,
 }
 
@@ -212,7 +214,7 @@ impl Runtime {
             .to_owned();
         let scopes = self.config.scopes.scopes(&claims);
         let mut builder = Principal::builder(subject, CredentialKind::Jwt)
-            .issuer(self.config.issuer.as_str())
+            .issuer(self.iss.clone())
             .scopes(scopes);
         if let Some(at) = u64::try_from(exp)
             .ok()
@@ -357,10 +359,12 @@ impl JwtAuthBuilder {
                 }
             };
             let iss = config.issuer.clone();
-            if issuers
-                .insert(iss.clone(), Runtime { config, keys })
-                .is_some()
-            {
+            let runtime = Runtime {
+                iss: iss.as_str().into(),
+                config,
+                keys,
+            };
+            if issuers.insert(iss.clone(), runtime).is_some() {
                 return Err(BuildError::DuplicateIssuer(iss));
             }
         }

@@ -13,20 +13,33 @@ struct Entry {
     principal: Principal,
     /// The issuer's key generation when the token was verified.
     generation: u64,
-    ttl: Duration,
 }
 
-struct PerEntry;
+/// An entry lives until its token expires, and at most `max_ttl` (computed here rather than
+/// stored, which keeps entries small).
+struct UntilExpiry {
+    max_ttl: Duration,
+}
 
-impl Expiry<[u8; 32], Entry> for PerEntry {
+impl UntilExpiry {
+    fn ttl(&self, principal: &Principal) -> Duration {
+        principal
+            .expires_at()
+            .and_then(|at| at.duration_since(SystemTime::now()).ok())
+            .unwrap_or_default()
+            .min(self.max_ttl)
+    }
+}
+
+impl Expiry<[u8; 32], Entry> for UntilExpiry {
     fn expire_after_create(&self, _: &[u8; 32], entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(entry.ttl)
+        Some(self.ttl(&entry.principal))
     }
 }
 
 pub(crate) struct VerifiedCache {
     entries: Cache<[u8; 32], Entry>,
-    max_ttl: Duration,
+    expiry: UntilExpiry,
     pub(crate) hits: AtomicU64,
 }
 
@@ -35,9 +48,9 @@ impl VerifiedCache {
         VerifiedCache {
             entries: Cache::builder()
                 .max_capacity(max_entries)
-                .expire_after(PerEntry)
+                .expire_after(UntilExpiry { max_ttl })
                 .build(),
-            max_ttl,
+            expiry: UntilExpiry { max_ttl },
             hits: AtomicU64::new(0),
         }
     }
@@ -59,18 +72,12 @@ impl VerifiedCache {
     }
 
     pub(crate) async fn insert(&self, token: &str, principal: &Principal, generation: u64) {
-        let left = principal
-            .expires_at()
-            .and_then(|at| at.duration_since(SystemTime::now()).ok())
-            .unwrap_or_default();
-        let ttl = left.min(self.max_ttl);
-        if ttl.is_zero() {
+        if self.expiry.ttl(principal).is_zero() {
             return;
         }
         let entry = Entry {
             principal: principal.clone(),
             generation,
-            ttl,
         };
         self.entries.insert(hash(token), entry).await;
     }

@@ -8,6 +8,9 @@
 //!   tollgate's generic JSON one, with keys added, revoked and expired at run time, injected
 //!   faults and a request counter.
 //!
+//! - [`serve`]: your router on a random 127.0.0.1 port, for real HTTP calls in tests;
+//!   [`unreachable_url`]: a URL where nothing listens.
+//!
 //! ```
 //! use tollgate_testkit::{MockKey, MockKeyService};
 //!
@@ -33,3 +36,4 @@ mod server;
 
 pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, SigningKey, TokenBuilder};
 pub use key_service::{Fault, MockKey, MockKeyService};
+pub use server::{serve, unreachable_url};

@@ -33,3 +33,34 @@ impl Drop for Server {
         self.task.abort();
     }
 }
+
+/// Serves `app` on a random 127.0.0.1 port in the background, for as long as the Tokio
+/// runtime runs, and returns its address. For tests of your own protected routes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let app = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+/// let addr = tollgate_testkit::serve(app).await;
+/// let body = reqwest::get(format!("http://{addr}/")).await.unwrap().text().await.unwrap();
+/// assert_eq!(body, "hi");
+/// # }
+/// ```
+pub async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// A URL on 127.0.0.1 where nothing listens (connections are refused), for outage tests.
+pub fn unreachable_url(path: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    drop(listener);
+    format!("http://{addr}{path}")
+}
