@@ -155,7 +155,7 @@ impl CredentialSource {
             return Ok(None);
         }
         let token = self.check(trim_spaces(&bytes[scheme_end..]))?;
-        if !token.bytes().all(is_b64token) {
+        if !all_bytes(token.as_bytes(), is_b64token) {
             return Err(AuthError::invalid_request(
                 "the bearer token has characters outside the b64token syntax",
             ));
@@ -202,7 +202,7 @@ impl CredentialSource {
         if credential.is_empty() {
             return Err(AuthError::invalid_request("the credential is empty"));
         }
-        if !credential.iter().all(|b| b.is_ascii_graphic()) {
+        if !all_bytes(credential, |b| b.is_ascii_graphic()) {
             return Err(AuthError::invalid_request(
                 "the credential contains characters that are not allowed",
             ));
@@ -227,9 +227,16 @@ fn single<'h>(
     Ok(first)
 }
 
+/// Whether every byte passes `ok`, without stopping at the first that fails: the loop has no
+/// early exit, so it compiles to vector code (a 1 KB JWT is checked in a few dozen cycles
+/// rather than a branch per byte). Credentials are capped in length before this runs.
+fn all_bytes(bytes: &[u8], ok: impl Fn(u8) -> bool) -> bool {
+    bytes.iter().fold(true, |all, &b| all & ok(b))
+}
+
 /// RFC 6750 §2.1 b64token characters (the trailing `=` padding included).
 fn is_b64token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    b.is_ascii_alphanumeric() | matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
 }
 
 fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
