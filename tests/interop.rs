@@ -127,6 +127,11 @@ impl Provider {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// The JWT layer's authenticator for this provider: configured by `issuer` alone.
+    async fn auth(&self, issuer: Issuer) -> JwtAuth {
+        JwtAuth::builder().issuer(issuer).build().await.unwrap()
+    }
+
     async fn admin(&self, action: &str) {
         let res = reqwest::Client::new()
             .post(format!("{}/__{action}", self.issuer))
@@ -164,11 +169,9 @@ async fn tokens_from_oidc_provider() {
         return;
     };
     // Configured by the issuer URL and the audience only (discovery does the rest).
-    let auth = JwtAuth::builder()
-        .issuer(Issuer::discover(&provider.issuer).audience(AUDIENCE))
-        .build()
-        .await
-        .unwrap();
+    let auth = provider
+        .auth(Issuer::discover(&provider.issuer).audience(AUDIENCE))
+        .await;
     let url = serve(auth.clone()).await;
     let client = reqwest::Client::new();
 
@@ -227,21 +230,17 @@ async fn key_rotation_at_the_provider() {
     let Some(provider) = start_provider().await else {
         return;
     };
-    let auth = JwtAuth::builder()
-        .issuer(Issuer::discover(&provider.issuer).audience(AUDIENCE))
-        .build()
-        .await
-        .unwrap();
+    let auth = provider
+        .auth(Issuer::discover(&provider.issuer).audience(AUDIENCE))
+        .await;
     // A second layer that refreshes its key set often, to see removed keys go.
-    let refreshing = JwtAuth::builder()
-        .issuer(
+    let refreshing = provider
+        .auth(
             Issuer::discover(&provider.issuer)
                 .audience(AUDIENCE)
                 .refresh_interval(Duration::from_millis(300)),
         )
-        .build()
-        .await
-        .unwrap();
+        .await;
     let (url, refreshing_url) = (serve(auth.clone()).await, serve(refreshing).await);
     let client = reqwest::Client::new();
     let old = provider.token("rs-client", AUDIENCE, "orders:read").await;
@@ -342,11 +341,9 @@ async fn private_key_jwt_client_accepted_by_the_real_provider() {
             .discover(&provider.issuer)
             .audience_as_resource(),
     );
-    let auth = JwtAuth::builder()
-        .issuer(Issuer::discover(&provider.issuer).audience(AUDIENCE))
-        .build()
-        .await
-        .unwrap();
+    let auth = provider
+        .auth(Issuer::discover(&provider.issuer).audience(AUDIENCE))
+        .await;
     let url = serve(auth).await;
     let client = ServiceBuilder::new()
         .layer(

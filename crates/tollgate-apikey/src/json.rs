@@ -117,19 +117,18 @@ pub(crate) fn parse_answer(bytes: &[u8]) -> Result<Verdict, VerifyError> {
 
 impl Answer {
     fn into_verdict(self) -> Result<Verdict, VerifyError> {
-        let answer = self; // named as in the protocol's description
-        if !answer.valid {
-            let code = answer.code.as_deref().unwrap_or("NOT_FOUND");
+        if !self.valid {
+            let code = self.code.as_deref().unwrap_or("NOT_FOUND");
             return Ok(Verdict::Invalid(Denial::from_code(code, None)));
         }
-        let key_id = answer
+        let key_id = self
             .key_id
             .ok_or_else(|| VerifyError::Malformed("a valid key without key_id".into()))?;
-        let mut info = KeyInfo::new(key_id).scopes(answer.scopes).meta(answer.meta);
-        if let Some(owner) = answer.owner {
+        let mut info = KeyInfo::new(key_id).scopes(self.scopes).meta(self.meta);
+        if let Some(owner) = self.owner {
             info = info.owner(owner);
         }
-        if let Some(secs) = answer.expires_at {
+        if let Some(secs) = self.expires_at {
             let at = UNIX_EPOCH
                 .checked_add(Duration::from_secs(secs))
                 .ok_or_else(|| VerifyError::Malformed("expires_at is out of range".into()))?;

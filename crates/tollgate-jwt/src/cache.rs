@@ -81,13 +81,6 @@ impl VerifiedCache {
         };
         self.entries.insert(hash(token), entry).await;
     }
-
-    /// Entries now (for memory measurements).
-    #[allow(dead_code)]
-    pub(crate) async fn len(&self) -> u64 {
-        self.entries.run_pending_tasks().await;
-        self.entries.entry_count()
-    }
 }
 
 fn hash(token: &str) -> [u8; 32] {
