@@ -8,6 +8,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 use tollgate_core::{AuthError, AuthLayer, Authenticator, CredentialSource, Principal};
+use tracing::Instrument;
 
 use crate::cache::{CacheConfig, Entry, KeyCache, KeyHash};
 use crate::stats::{Counters, Stats, bump};
@@ -138,11 +139,13 @@ impl<V: KeyVerifier> Inner<V> {
     /// One call to the key service, turned into a cache entry.
     async fn fetch(&self, key: &str, hash: KeyHash) -> Result<Entry, crate::VerifyError> {
         bump(&self.counters.upstream_calls);
-        let verdict = match self.verifier.verify(key).await {
+        // One span per upstream call (never per cache hit), with the key id once known.
+        let span = tracing::debug_span!("api_key_verification", key_id = tracing::field::Empty);
+        let verdict = match self.verifier.verify(key).instrument(span.clone()).await {
             Ok(verdict) => verdict,
             Err(e) => {
                 self.counters.error(e.kind());
-                tracing::warn!(error = %e, "API key verification failed upstream");
+                tracing::warn!(parent: &span, error = %e, "API key verification failed upstream");
                 return Err(e);
             }
         };
@@ -150,11 +153,12 @@ impl<V: KeyVerifier> Inner<V> {
         let outcome = match verdict {
             Verdict::Valid(info) => {
                 let principal = info.into_principal();
-                tracing::debug!(key_id = principal.subject(), "API key verified");
+                span.record("key_id", principal.subject());
+                tracing::debug!(parent: &span, key_id = principal.subject(), "API key verified");
                 Ok(principal)
             }
             Verdict::Invalid(denial) => {
-                tracing::debug!(code = denial.code(), "API key refused");
+                tracing::debug!(parent: &span, code = denial.code(), "API key refused");
                 Err(Arc::new(denial.to_error()))
             }
         };
