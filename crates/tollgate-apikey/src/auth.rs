@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderName};
@@ -162,11 +162,9 @@ impl<V: KeyVerifier> Inner<V> {
                 Err(Arc::new(denial.to_error()))
             }
         };
-        let entry = Entry {
-            outcome,
-            stored: Instant::now(),
-        };
+        let entry = Entry { outcome };
         if let Some(cache) = &self.cache {
+            cache.mark_fresh(hash).await;
             cache.remember_good(hash, &entry).await;
         }
         Ok(entry)
@@ -179,7 +177,7 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
         let hash = hash(key);
         if let Some(entry) = cache.verdicts.get(&hash).await {
             bump(&inner.counters.hits);
-            if cache.wants_revalidation(&entry) {
+            if cache.wants_revalidation(&hash) {
                 bump(&inner.counters.stale_served);
                 self.revalidate(hash, key);
             }

@@ -14,11 +14,11 @@ pub(crate) type KeyHash = [u8; 32];
 
 /// A cached verdict: the principal, or the error the client gets (behind an `Arc`, which
 /// keeps every entry, valid ones included, small). How long it lives is computed from it when
-/// it is stored (see [`Lifetime`]), not kept in it.
+/// it is stored (see [`Lifetime`]), and how fresh it is is kept apart (`KeyCache::fresh`),
+/// so an entry is one pointer and a tag.
 #[derive(Clone)]
 pub(crate) struct Entry {
     pub(crate) outcome: Result<Principal, Arc<AuthError>>,
-    pub(crate) stored: Instant,
 }
 
 impl Entry {
@@ -95,6 +95,9 @@ pub(crate) struct KeyCache {
     pub(crate) verdicts: Cache<KeyHash, Entry>,
     /// Valid principals kept `ttl + grace`, served only while the key service is down.
     pub(crate) last_good: Option<Cache<KeyHash, Entry>>,
+    /// With stale-while-revalidate: a marker per key that lives `fresh_for` after each fetch;
+    /// a verdict whose marker is gone is served while it is revalidated.
+    fresh: Option<Cache<KeyHash, ()>>,
     /// Keys with a background revalidation under way (stale-while-revalidate), so that a hot
     /// key starts one, not one per request. Locked only to insert or remove.
     pub(crate) revalidating: Mutex<HashSet<KeyHash>>,
@@ -115,16 +118,30 @@ impl KeyCache {
         KeyCache {
             verdicts: build(Duration::ZERO),
             last_good: config.stale_grace.map(build),
+            fresh: config.fresh_for.map(|fresh_for| {
+                Cache::builder()
+                    .max_capacity(config.max_entries)
+                    .time_to_live(fresh_for)
+                    .build()
+            }),
             revalidating: Mutex::new(HashSet::new()),
             config,
         }
     }
 
-    /// Whether a fresh entry should be revalidated in the background.
-    pub(crate) fn wants_revalidation(&self, entry: &Entry) -> bool {
-        self.config
-            .fresh_for
-            .is_some_and(|fresh_for| entry.stored.elapsed() >= fresh_for)
+    /// Whether the verdict for `hash` is older than `fresh_for` and should be revalidated
+    /// in the background (never without stale-while-revalidate).
+    pub(crate) fn wants_revalidation(&self, hash: &KeyHash) -> bool {
+        self.fresh
+            .as_ref()
+            .is_some_and(|fresh| !fresh.contains_key(hash))
+    }
+
+    /// Notes that the verdict for `hash` was just fetched.
+    pub(crate) async fn mark_fresh(&self, hash: KeyHash) {
+        if let Some(fresh) = &self.fresh {
+            fresh.insert(hash, ()).await;
+        }
     }
 
     /// Marks `hash` as being revalidated; `false` if it already was.
@@ -155,6 +172,9 @@ impl KeyCache {
 
     pub(crate) async fn invalidate(&self, hash: &KeyHash) {
         self.verdicts.invalidate(hash).await;
+        if let Some(fresh) = &self.fresh {
+            fresh.invalidate(hash).await;
+        }
         if let Some(last_good) = &self.last_good {
             last_good.invalidate(hash).await;
         }
@@ -162,6 +182,9 @@ impl KeyCache {
 
     pub(crate) fn invalidate_all(&self) {
         self.verdicts.invalidate_all();
+        if let Some(fresh) = &self.fresh {
+            fresh.invalidate_all();
+        }
         if let Some(last_good) = &self.last_good {
             last_good.invalidate_all();
         }
