@@ -220,12 +220,11 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
         let key = key.to_owned();
         runtime.spawn(async move {
             let inner = &auth.inner;
-            if let (Ok(entry), Some(cache)) = (inner.fetch(&key, hash).await, &inner.cache) {
+            let Some(cache) = &inner.cache else { return };
+            if let Ok(entry) = inner.fetch(&key, hash).await {
                 cache.verdicts.insert(hash, entry).await;
             }
-            if let Some(cache) = &inner.cache {
-                cache.end_revalidation(&hash);
-            }
+            cache.end_revalidation(&hash);
         });
     }
 
