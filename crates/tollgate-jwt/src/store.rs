@@ -45,9 +45,10 @@ pub(crate) struct KeyStore {
     algorithms: Vec<Algorithm>,
     refresh: Refresh,
     pub(crate) current: ArcSwap<Snapshot>,
-    /// The single flight for unknown-kid refetches, holding when the last one started.
-    /// Requests with known kids never take it.
-    refetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Unknown-kid refetches: moka's single flight runs one load for all the requests that
+    /// ask at once, and the entry living for the cooldown is the rate limit. No lock of ours
+    /// is held while the load runs; requests with known kids never come here.
+    refetches: moka::future::Cache<(), ()>,
     unknown_kids: Mutex<HashSet<String>>,
     pub(crate) counters: Counters,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -69,6 +70,7 @@ impl KeyStore {
     ) -> Arc<Self> {
         let url = OnceLock::new();
         let discovery = jwks_url.is_none();
+        let cooldown = refresh.cooldown;
         if let Some(u) = jwks_url {
             let _ = url.set(u);
         }
@@ -84,7 +86,10 @@ impl KeyStore {
                 loaded_at: None,
                 generation: 0,
             }),
-            refetch: tokio::sync::Mutex::new(None),
+            refetches: moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(cooldown)
+                .build(),
             unknown_kids: Mutex::new(HashSet::new()),
             counters: Counters::default(),
             task: Mutex::new(None),
@@ -235,17 +240,12 @@ impl KeyStore {
         if self.is_remembered_unknown(kid) {
             return false;
         }
-        let mut last = self.refetch.lock().await;
-        if self.current.load().keys.has_kid(kid) {
-            return true; // another request's refetch brought it
-        }
-        if last.is_some_and(|at| at.elapsed() < self.refresh.cooldown) {
-            self.remember_unknown(kid);
-            return false;
-        }
-        *last = Some(Instant::now());
-        let _ = self.load().await;
-        drop(last);
+        self.refetches
+            .get_with((), async {
+                // Failures are logged and counted by `load`; the cooldown applies either way.
+                let _ = self.load().await;
+            })
+            .await;
         let known = self.current.load().keys.has_kid(kid);
         if !known {
             self.remember_unknown(kid);
