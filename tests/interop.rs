@@ -142,6 +142,17 @@ impl Provider {
     }
 }
 
+/// The status of a GET to `url` with `token` as bearer.
+async fn status(url: &str, token: &str) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 async fn serve(auth: JwtAuth) -> String {
     let app = Router::new()
         .route(
@@ -244,56 +255,20 @@ async fn key_rotation_at_the_provider() {
     let (url, refreshing_url) = (serve(auth.clone()).await, serve(refreshing).await);
     let client = reqwest::Client::new();
     let old = provider.token("rs-client", AUDIENCE, "orders:read").await;
-    assert_eq!(
-        client
-            .get(&url)
-            .bearer_auth(&old)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&url, &old).await, 200);
 
     // A new key signs; the old one is still published. The new kid costs one refetch.
     provider.admin("rotate").await;
     let new = provider.token("rs-client", AUDIENCE, "orders:read").await;
     let fetches = auth.stats().jwks_fetches;
-    assert_eq!(
-        client
-            .get(&url)
-            .bearer_auth(&new)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client
-            .get(&url)
-            .bearer_auth(&new)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&url, &new).await, 200);
+    assert_eq!(status(&url, &new).await, 200);
     assert_eq!(
         auth.stats().jwks_fetches,
         fetches + 1,
         "exactly one JWKS refetch"
     );
-    assert_eq!(
-        client
-            .get(&url)
-            .bearer_auth(&old)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&url, &old).await, 200);
 
     // The old key is dropped; once the key set is refreshed, its tokens are refused.
     provider.admin("drop_old").await;
@@ -305,16 +280,7 @@ async fn key_rotation_at_the_provider() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    assert_eq!(
-        client
-            .get(&refreshing_url)
-            .bearer_auth(&new)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&refreshing_url, &new).await, 200);
 }
 
 #[cfg(feature = "client")]
