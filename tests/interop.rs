@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
@@ -66,14 +67,18 @@ async fn start_provider() -> Option<Provider> {
         return None;
     }
     let dir = interop_dir();
-    if !dir.join("node_modules/oidc-provider").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("run npm ci");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
+    // The tests of this file run in parallel: one `npm ci` for all of them, or they would
+    // install into the same folder at once.
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    let installed = *INSTALLED.get_or_init(|| {
+        dir.join("node_modules/oidc-provider").exists()
+            || Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status()
+                .is_ok_and(|s| s.success())
+    });
+    assert!(installed, "npm ci failed in {}", dir.display());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
