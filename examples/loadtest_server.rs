@@ -1,15 +1,18 @@
-//! The server `scripts/loadtest.sh` drives: one hello-world handler behind each of the
-//! configurations compared, on 127.0.0.1 (`PORT`, default 3100). It prints the credentials to
-//! use as `KEY=...` and `TOKEN=...` lines, then `READY`.
+//! The server `scripts/loadtest.sh` drives: the quickstart app (`examples/quickstart/app.rs`,
+//! the same routes, layers and mock services) plus the baselines the load test compares it
+//! with, on 127.0.0.1 (`PORT`, default 3100). It prints the credentials to use as `KEY=...`
+//! and `TOKEN=...` lines, then `READY`.
 //!
 //! | route | in front of the handler |
 //! |---|---|
-//! | `/none` | nothing |
-//! | `/empty` | an empty middleware (`axum::middleware::from_fn` that only calls `next`) |
-//! | `/key` | `ApiKeyAuth` (one hot key, answered from the cache) |
-//! | `/bare-jwt` | a middleware calling bare `jsonwebtoken::decode` (RS256) with the right key |
-//! | `/jwt` | `JwtAuth` (RS256), no verified-token cache |
-//! | `/jwt-cached` | `JwtAuth` (RS256) with the verified-token cache |
+//! | `/health` | nothing (the quickstart's public route) |
+//! | `/empty` | the same handler behind an empty middleware (`from_fn` that only calls `next`) |
+//! | `/bare-jwt` | the same handler behind a middleware calling bare `jsonwebtoken::decode` (RS256, the IdP's key) |
+//! | `/orders` | the quickstart's route: API key or JWT, `RequireScopes<OrdersRead>` |
+//! | `/orders-cached` | the same handler behind `JwtAuth` for the same IdP with the verified-token cache |
+
+#[path = "quickstart/app.rs"]
+mod app;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,17 +23,8 @@ use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jsonwebtoken::{DecodingKey, Validation};
-use serde_json::json;
-use tollgate::apikey::{ApiKeyAuth, KeyInfo, StaticKeys};
-use tollgate::jwt::{Algorithm, Issuer, JwtAuth, LocalKeys};
-use tollgate_testkit::SigningKey;
-
-const ISS: &str = "https://issuer.load";
-const AUD: &str = "load-api";
-
-async fn hello() -> &'static str {
-    "hello"
-}
+use tollgate::jwt::{Algorithm, Issuer, JwtAuth};
+use tollgate_testkit::DEFAULT_AUDIENCE;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,35 +32,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3100);
-    let key = SigningKey::generate("load-1", Algorithm::RS256);
-    let jwks = json!({ "keys": [key.jwk()] }).to_string();
-    let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
-    header.kid = Some("load-1".into());
-    let token = key.sign(
-        header,
-        &json!({"iss": ISS, "aud": AUD, "sub": "load", "exp": 4_000_000_000u64, "scope": "a b c"}),
-    );
-    let api_key = "sk_live_loadtest_0123456789abcdef";
+    let demo = app::demo().await?;
+    let token = demo
+        .idp
+        .token()
+        .claim("sub", "load")
+        .claim("scope", "orders:read")
+        .expires_in(3600)
+        .sign();
 
-    let jwt = |cache: bool| {
-        let jwks = jwks.clone();
-        async move {
-            let mut b = JwtAuth::builder().issuer(
-                Issuer::local_keys(ISS, LocalKeys::new().jwks(&jwks).unwrap()).audience(AUD),
-            );
-            if cache {
-                b = b.verified_token_cache(10_000, Duration::from_secs(3600));
-            }
-            b.build().await.unwrap()
-        }
-    };
-    let keys = ApiKeyAuth::builder(StaticKeys::new().key(api_key, KeyInfo::new("load"))).build();
+    let cached = JwtAuth::builder()
+        .issuer(Issuer::discover(demo.idp.issuer()).audience(DEFAULT_AUDIENCE))
+        .verified_token_cache(10_000, Duration::from_secs(3600))
+        .build()
+        .await?;
 
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk())?;
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(demo.idp.signing_key(Algorithm::RS256).jwk())?;
     let bare = Arc::new((DecodingKey::from_jwk(&jwk)?, {
         let mut v = Validation::new(Algorithm::RS256);
-        v.set_audience(&[AUD]);
-        v.set_issuer(&[ISS]);
+        v.set_audience(&[DEFAULT_AUDIENCE]);
+        v.set_issuer(&[demo.idp.issuer()]);
         v
     }));
     let bare_mw = move |req: Request, next: Next| {
@@ -84,33 +70,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    let app = Router::new()
-        .route("/none", get(hello))
-        .merge(Router::new().route("/empty", get(hello)).layer(from_fn(
-            |req: Request, next: Next| async move {
-                let res: Response = next.run(req).await;
-                res
-            },
-        )))
-        .merge(Router::new().route("/key", get(hello)).layer(keys.layer()))
+    let app = demo
+        .router
         .merge(
             Router::new()
-                .route("/bare-jwt", get(hello))
+                .route("/empty", get(app::health))
+                .layer(from_fn(|req: Request, next: Next| async move {
+                    let res: Response = next.run(req).await;
+                    res
+                })),
+        )
+        .merge(
+            Router::new()
+                .route("/bare-jwt", get(app::health))
                 .layer(from_fn(bare_mw)),
         )
         .merge(
             Router::new()
-                .route("/jwt", get(hello))
-                .layer(jwt(false).await.layer()),
-        )
-        .merge(
-            Router::new()
-                .route("/jwt-cached", get(hello))
-                .layer(jwt(true).await.layer()),
+                .route("/orders-cached", get(app::list_orders))
+                .layer(cached.layer()),
         );
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("KEY={api_key}");
+    println!("KEY=sk_test_reader");
     println!("TOKEN={token}");
     println!("READY http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;

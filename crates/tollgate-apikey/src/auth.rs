@@ -183,6 +183,20 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
             }
             return entry.result();
         }
+        // The miss path's future is several KB (moka's single flight around the verifier
+        // call); boxing it keeps the future of every hit small, so it is cheap to create
+        // and move.
+        Box::pin(self.miss(cache, key, hash)).await
+    }
+
+    /// A cache miss: one call to the key service per key at a time, or a stale verdict.
+    async fn miss(
+        &self,
+        cache: &KeyCache,
+        key: &str,
+        hash: KeyHash,
+    ) -> Result<Principal, AuthError> {
+        let inner = &self.inner;
         bump(&inner.counters.misses);
         // Concurrent misses on one key wait for a single call (moka's single flight).
         match cache
@@ -203,6 +217,21 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
                 None => Err(inner.unavailable()),
             },
         }
+    }
+
+    /// Asks the key service without looking in the cache (no cache, or
+    /// [`bypass_cache`](Self::bypass_cache)); the answer is still stored.
+    async fn uncached(&self, cache: Option<&KeyCache>, key: &str) -> Result<Principal, AuthError> {
+        let hash = hash(key);
+        let entry = self
+            .inner
+            .fetch(key, hash)
+            .await
+            .map_err(|_| self.inner.unavailable())?;
+        if let Some(cache) = cache {
+            cache.verdicts.insert(hash, entry.clone()).await;
+        }
+        entry.result()
     }
 
     /// Refreshes `hash` in the background, one task per key at a time.
@@ -253,18 +282,7 @@ impl<V: KeyVerifier> Authenticator for ApiKeyAuth<V> {
         let key = self.precheck(&parts.headers, key)?;
         match &self.inner.cache {
             Some(cache) if !self.bypass_cache => self.through_cache(cache, key).await,
-            cache => {
-                let hash = hash(key);
-                let entry = self
-                    .inner
-                    .fetch(key, hash)
-                    .await
-                    .map_err(|_| self.inner.unavailable())?;
-                if let Some(cache) = cache {
-                    cache.verdicts.insert(hash, entry.clone()).await;
-                }
-                entry.result()
-            }
+            cache => Box::pin(self.uncached(cache.as_ref(), key)).await,
         }
     }
 

@@ -190,9 +190,10 @@ impl Runtime {
             }
         }
         // An unknown kid: perhaps the issuer rotated. The guard above is dropped before
-        // waiting, so no snapshot is held across the fetch.
+        // waiting, so no snapshot is held across the fetch. The fetch's future is boxed:
+        // inline, its kilobytes would be part of every request's future.
         let kid = parsed.header.kid.as_deref().unwrap_or_default();
-        if !store.refetch_for(kid).await {
+        if !Box::pin(store.refetch_for(kid)).await {
             return Err(AuthError::invalid_token(
                 "the token was signed by an unknown key",
             ));
@@ -246,7 +247,9 @@ impl Inner {
         let exp = issuer.config.check_claims(&parsed.claims, now_secs())?;
         let principal = issuer.principal(parsed.claims, exp);
         if let Some(cache) = &self.cache {
-            cache.insert(token, &principal, generation).await;
+            // Boxed for the same reason as the refetch: a miss has just paid for a signature
+            // check, and the hits' future stays small.
+            Box::pin(cache.insert(token, &principal, generation)).await;
         }
         Ok(principal)
     }

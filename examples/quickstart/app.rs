@@ -1,10 +1,5 @@
-//! The demo: an API on 127.0.0.1:3000 (or `PORT`, or the first argument) protected by API
-//! keys and JWTs, with a mock OpenID provider and a mock key service embedded, so it runs
-//! with nothing else. It prints ready-to-paste `curl` commands.
-//!
-//! ```text
-//! cargo run --example quickstart
-//! ```
+//! The quickstart's app: the routes, the layers, and the mock services behind them. Shared
+//! with `examples/loadtest_server.rs`, so that the load test measures this very app.
 
 use std::time::Duration;
 
@@ -18,11 +13,11 @@ use tollgate::{Authenticator, CredentialKind};
 use tollgate_testkit::{DEFAULT_AUDIENCE, MockIdp, MockKey, MockKeyService};
 
 scopes! {
-    OrdersRead = "orders:read";
-    OrdersWrite = "orders:write";
+    pub OrdersRead = "orders:read";
+    pub OrdersWrite = "orders:write";
 }
 
-async fn list_orders(RequireScopes(who, ..): RequireScopes<OrdersRead>) -> String {
+pub async fn list_orders(RequireScopes(who, ..): RequireScopes<OrdersRead>) -> String {
     format!("orders for {} (via {})\n", who.subject(), kind(&who))
 }
 
@@ -39,6 +34,10 @@ async fn whoami(who: Principal) -> String {
     )
 }
 
+pub async fn health() -> &'static str {
+    "ok\n"
+}
+
 fn kind(p: &Principal) -> &'static str {
     match p.kind() {
         CredentialKind::ApiKey => "API key",
@@ -47,13 +46,16 @@ fn kind(p: &Principal) -> &'static str {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("PORT").ok())
-        .map_or(Ok(3000), |p| p.parse())?;
+/// The demo app: its router and the stand-ins for Unkey and your identity provider.
+pub struct Demo {
+    pub router: Router,
+    pub idp: MockIdp,
+    /// Kept so that the mock key service runs as long as the demo.
+    pub _key_service: MockKeyService,
+}
 
+/// Starts the mock services and builds the app.
+pub async fn demo() -> Result<Demo, Box<dyn std::error::Error>> {
     // The stand-ins for Unkey and your identity provider.
     let idp = MockIdp::start().await;
     let key_service = MockKeyService::start().await;
@@ -76,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()
         .await?;
 
-    let app = Router::new()
+    let router = Router::new()
         .route("/orders", get(list_orders).post(create_order))
         .route("/whoami", get(whoami))
         // Either credential on these routes: the one the request carries is checked.
@@ -90,28 +92,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Router::new()
                 .route("/jwt-only", get(whoami))
                 .layer(jwts.layer()),
-        );
-
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let token = idp
-        .token()
-        .claim("sub", "alice")
-        .claim("scope", "orders:read")
-        .expires_in(3600)
-        .sign();
-    println!("tollgate demo listening on {base}\n");
-    println!("# 200: an API key with orders:read");
-    println!("curl -i -H 'x-api-key: sk_test_reader' {base}/orders\n");
-    println!("# 200: a JWT from the (mock) identity provider");
-    println!("curl -i -H 'Authorization: Bearer {token}' {base}/orders\n");
-    println!("# 401: no credential (WWW-Authenticate: Bearer realm=\"api\")");
-    println!("curl -i {base}/orders\n");
-    println!("# 403: the key lacks orders:write (error=\"insufficient_scope\")");
-    println!("curl -i -X POST -H 'x-api-key: sk_test_reader' {base}/orders\n");
-    println!("# 200: a key that has it");
-    println!("curl -i -X POST -H 'x-api-key: sk_test_writer' {base}/orders\n");
-    println!("Also: /whoami (either credential), /key-only, /jwt-only. Ctrl-C to stop.");
-    axum::serve(listener, app).await?;
-    Ok(())
+        )
+        // Public: no credential needed.
+        .route("/health", get(health));
+    Ok(Demo {
+        router,
+        idp,
+        _key_service: key_service,
+    })
 }
