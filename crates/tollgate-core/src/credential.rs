@@ -154,13 +154,12 @@ impl CredentialSource {
             // Another scheme (Basic, Digest...) is not a bearer credential.
             return Ok(None);
         }
-        let token = self.check(trim_spaces(&bytes[scheme_end..]))?;
-        if !all_bytes(token.as_bytes(), is_b64token) {
-            return Err(AuthError::invalid_request(
-                "the bearer token has characters outside the b64token syntax",
-            ));
-        }
-        Ok(Some(token))
+        self.check(
+            trim_spaces(&bytes[scheme_end..]),
+            is_b64token,
+            "the bearer token has characters outside the b64token syntax",
+        )
+        .map(Some)
     }
 
     fn header_in<'h>(
@@ -169,7 +168,9 @@ impl CredentialSource {
         name: &HeaderName,
     ) -> Result<Option<&'h str>, AuthError> {
         match single(headers, name)? {
-            Some(value) => self.check(trim_spaces(value.as_bytes())).map(Some),
+            Some(value) => self
+                .check(trim_spaces(value.as_bytes()), is_visible, NOT_VISIBLE)
+                .map(Some),
             None => Ok(None),
         }
     }
@@ -190,22 +191,28 @@ impl CredentialSource {
                 found = Some(pair.1);
             }
         }
-        found.map(|v| self.check(v)).transpose()
+        found
+            .map(|v| self.check(v, is_visible, NOT_VISIBLE))
+            .transpose()
     }
 
-    /// The checks every credential passes: length first, then not empty, then visible ASCII
-    /// only (which also makes it valid UTF-8).
-    fn check<'h>(&self, credential: &'h [u8]) -> Result<&'h str, AuthError> {
+    /// The checks every credential passes: length first, then not empty, then the characters
+    /// `allowed` where it is (at most visible ASCII, which also makes it valid UTF-8), in one
+    /// pass over the credential; `complaint` says what is wrong otherwise.
+    fn check<'h>(
+        &self,
+        credential: &'h [u8],
+        allowed: impl Fn(u8) -> bool,
+        complaint: &'static str,
+    ) -> Result<&'h str, AuthError> {
         if credential.len() > self.max_len {
             return Err(AuthError::invalid_token("the credential is too long"));
         }
         if credential.is_empty() {
             return Err(AuthError::invalid_request("the credential is empty"));
         }
-        if !all_bytes(credential, |b| b.is_ascii_graphic()) {
-            return Err(AuthError::invalid_request(
-                "the credential contains characters that are not allowed",
-            ));
+        if !all_bytes(credential, allowed) {
+            return Err(AuthError::invalid_request(complaint));
         }
         std::str::from_utf8(credential)
             .map_err(|_| AuthError::invalid_request("the credential is not valid text"))
@@ -234,7 +241,14 @@ fn all_bytes(bytes: &[u8], ok: impl Fn(u8) -> bool) -> bool {
     bytes.iter().fold(true, |all, &b| all & ok(b))
 }
 
-/// RFC 6750 §2.1 b64token characters (the trailing `=` padding included).
+const NOT_VISIBLE: &str = "the credential contains characters that are not allowed";
+
+/// Visible ASCII: what an API key or a cookie credential may contain.
+fn is_visible(b: u8) -> bool {
+    b.is_ascii_graphic()
+}
+
+/// RFC 6750 §2.1 b64token characters (the trailing `=` padding included); all visible ASCII.
 fn is_b64token(b: u8) -> bool {
     b.is_ascii_alphanumeric() | matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
 }
