@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderName};
-use sha2::{Digest, Sha256};
-use tollgate_core::{AuthError, AuthLayer, Authenticator, CredentialSource, Principal};
+use tollgate_core::{
+    AuthError, AuthLayer, Authenticator, CredentialDigest, CredentialSource, Principal,
+};
 use tracing::Instrument;
 
-use crate::cache::{CacheConfig, Entry, KeyCache, KeyHash};
+use crate::cache::{CacheConfig, Entry, KeyCache};
 use crate::stats::{Counters, Stats, bump};
 use crate::{KeyVerifier, Verdict};
 
@@ -101,7 +102,7 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
     /// Forgets what is cached about `key` (a revocation hook, e.g. from a webhook).
     pub async fn invalidate(&self, key: &str) {
         if let Some(cache) = &self.inner.cache {
-            cache.invalidate(&hash(key)).await;
+            cache.invalidate(&CredentialDigest::of(key)).await;
         }
     }
 
@@ -124,10 +125,6 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
     }
 }
 
-fn hash(key: &str) -> KeyHash {
-    Sha256::digest(key.as_bytes()).into()
-}
-
 impl<V: KeyVerifier> Inner<V> {
     fn unavailable(&self) -> AuthError {
         AuthError::unavailable(
@@ -137,7 +134,7 @@ impl<V: KeyVerifier> Inner<V> {
     }
 
     /// One call to the key service, turned into a cache entry.
-    async fn fetch(&self, key: &str, hash: KeyHash) -> Result<Entry, crate::VerifyError> {
+    async fn fetch(&self, key: &str, hash: CredentialDigest) -> Result<Entry, crate::VerifyError> {
         bump(&self.counters.upstream_calls);
         // One span per upstream call (never per cache hit), with the key id once known.
         let span = tracing::debug_span!("api_key_verification", key_id = tracing::field::Empty);
@@ -174,7 +171,7 @@ impl<V: KeyVerifier> Inner<V> {
 impl<V: KeyVerifier> ApiKeyAuth<V> {
     async fn through_cache(&self, cache: &KeyCache, key: &str) -> Result<Principal, AuthError> {
         let inner = &self.inner;
-        let hash = hash(key);
+        let hash = CredentialDigest::of(key);
         if let Some(entry) = cache.verdicts.get(&hash).await {
             bump(&inner.counters.hits);
             if cache.wants_revalidation(&hash) {
@@ -194,7 +191,7 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
         &self,
         cache: &KeyCache,
         key: &str,
-        hash: KeyHash,
+        hash: CredentialDigest,
     ) -> Result<Principal, AuthError> {
         let inner = &self.inner;
         bump(&inner.counters.misses);
@@ -222,7 +219,7 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
     /// Asks the key service without looking in the cache (no cache, or
     /// [`bypass_cache`](Self::bypass_cache)); the answer is still stored.
     async fn uncached(&self, cache: Option<&KeyCache>, key: &str) -> Result<Principal, AuthError> {
-        let hash = hash(key);
+        let hash = CredentialDigest::of(key);
         let entry = self
             .inner
             .fetch(key, hash)
@@ -235,7 +232,7 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
     }
 
     /// Refreshes `hash` in the background, one task per key at a time.
-    fn revalidate(&self, hash: KeyHash, key: &str) {
+    fn revalidate(&self, hash: CredentialDigest, key: &str) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

@@ -7,10 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
 use moka::future::Cache;
-use tollgate_core::{AuthError, Principal};
-
-/// The SHA-256 of a key: the only form in which a key is kept.
-pub(crate) type KeyHash = [u8; 32];
+use tollgate_core::{AuthError, CredentialDigest, Principal};
 
 /// A cached verdict: the principal, or the error the client gets (behind an `Arc`, which
 /// keeps every entry, valid ones included, small). How long it lives is computed from it when
@@ -52,14 +49,19 @@ impl Lifetime {
     }
 }
 
-impl Expiry<KeyHash, Entry> for Lifetime {
-    fn expire_after_create(&self, _: &KeyHash, entry: &Entry, _: Instant) -> Option<Duration> {
+impl Expiry<CredentialDigest, Entry> for Lifetime {
+    fn expire_after_create(
+        &self,
+        _: &CredentialDigest,
+        entry: &Entry,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(self.of(entry))
     }
 
     fn expire_after_update(
         &self,
-        _: &KeyHash,
+        _: &CredentialDigest,
         entry: &Entry,
         _: Instant,
         _: Option<Duration>,
@@ -92,15 +94,15 @@ impl Default for CacheConfig {
 
 pub(crate) struct KeyCache {
     pub(crate) config: CacheConfig,
-    pub(crate) verdicts: Cache<KeyHash, Entry>,
+    pub(crate) verdicts: Cache<CredentialDigest, Entry>,
     /// Valid principals kept `ttl + grace`, served only while the key service is down.
-    pub(crate) last_good: Option<Cache<KeyHash, Entry>>,
+    pub(crate) last_good: Option<Cache<CredentialDigest, Entry>>,
     /// With stale-while-revalidate: a marker per key that lives `fresh_for` after each fetch;
     /// a verdict whose marker is gone is served while it is revalidated.
-    fresh: Option<Cache<KeyHash, ()>>,
+    fresh: Option<Cache<CredentialDigest, ()>>,
     /// Keys with a background revalidation under way (stale-while-revalidate), so that a hot
     /// key starts one, not one per request. Locked only to insert or remove.
-    pub(crate) revalidating: Mutex<HashSet<KeyHash>>,
+    pub(crate) revalidating: Mutex<HashSet<CredentialDigest>>,
 }
 
 impl KeyCache {
@@ -131,46 +133,46 @@ impl KeyCache {
 
     /// Whether the verdict for `hash` is older than `fresh_for` and should be revalidated
     /// in the background (never without stale-while-revalidate).
-    pub(crate) fn wants_revalidation(&self, hash: &KeyHash) -> bool {
+    pub(crate) fn wants_revalidation(&self, hash: &CredentialDigest) -> bool {
         self.fresh
             .as_ref()
             .is_some_and(|fresh| !fresh.contains_key(hash))
     }
 
     /// Notes that the verdict for `hash` was just fetched.
-    pub(crate) async fn mark_fresh(&self, hash: KeyHash) {
+    pub(crate) async fn mark_fresh(&self, hash: CredentialDigest) {
         if let Some(fresh) = &self.fresh {
             fresh.insert(hash, ()).await;
         }
     }
 
     /// Marks `hash` as being revalidated; `false` if it already was.
-    pub(crate) fn start_revalidation(&self, hash: KeyHash) -> bool {
+    pub(crate) fn start_revalidation(&self, hash: CredentialDigest) -> bool {
         self.revalidating
             .lock()
             .map(|mut set| set.insert(hash))
             .unwrap_or(false)
     }
 
-    pub(crate) fn end_revalidation(&self, hash: &KeyHash) {
+    pub(crate) fn end_revalidation(&self, hash: &CredentialDigest) {
         if let Ok(mut set) = self.revalidating.lock() {
             set.remove(hash);
         }
     }
 
     /// Remembers a valid principal for the serve-stale-on-error grace period.
-    pub(crate) async fn remember_good(&self, hash: KeyHash, entry: &Entry) {
+    pub(crate) async fn remember_good(&self, hash: CredentialDigest, entry: &Entry) {
         if let (Some(last_good), Ok(_)) = (&self.last_good, &entry.outcome) {
             last_good.insert(hash, entry.clone()).await;
         }
     }
 
     /// A valid principal from the grace period, if there is one.
-    pub(crate) async fn stale(&self, hash: &KeyHash) -> Option<Principal> {
+    pub(crate) async fn stale(&self, hash: &CredentialDigest) -> Option<Principal> {
         self.last_good.as_ref()?.get(hash).await?.outcome.ok()
     }
 
-    pub(crate) async fn invalidate(&self, hash: &KeyHash) {
+    pub(crate) async fn invalidate(&self, hash: &CredentialDigest) {
         self.verdicts.invalidate(hash).await;
         if let Some(fresh) = &self.fresh {
             fresh.invalidate(hash).await;

@@ -110,9 +110,7 @@ impl KeyVerifier for JsonVerifier {
 /// Reads a generic-protocol answer body as `verify` does (for the fuzz targets).
 #[cfg(feature = "fuzzing")]
 pub(crate) fn parse_answer(bytes: &[u8]) -> Result<Verdict, VerifyError> {
-    serde_json::from_slice::<Answer>(bytes)
-        .map_err(|_| VerifyError::Malformed("not the expected JSON".into()))?
-        .into_verdict()
+    crate::upstream::parse::<Answer>(bytes)?.into_verdict()
 }
 
 impl Answer {

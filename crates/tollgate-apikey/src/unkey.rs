@@ -203,8 +203,7 @@ impl Data {
 /// Reads an Unkey answer body as `verify` does (for the fuzz targets).
 #[cfg(feature = "fuzzing")]
 pub(crate) fn parse_answer(bytes: &[u8]) -> Result<Verdict, VerifyError> {
-    serde_json::from_slice::<Response>(bytes)
-        .map_err(|_| VerifyError::Malformed("not the expected JSON".into()))?
+    crate::upstream::parse::<Response>(bytes)?
         .data
         .into_verdict()
 }

@@ -52,7 +52,15 @@ pub(crate) async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
         return Err(VerifyError::Status(status.as_u16()));
     }
     let bytes = read_capped(response).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    parse(&bytes)
+}
+
+/// Reads a JSON answer. The text is checked as UTF-8 once, in one pass over all of it;
+/// `serde_json::from_slice` would check each string it meets on its own.
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, VerifyError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| VerifyError::Malformed("not the expected JSON (not UTF-8)".into()))?;
+    serde_json::from_str(text).map_err(|e| {
         VerifyError::Malformed(format!("not the expected JSON ({})", json_problem(&e)))
     })
 }

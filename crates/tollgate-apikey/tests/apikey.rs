@@ -241,6 +241,7 @@ async fn upstream_faults_are_503_with_retry_after_never_401_or_200() {
         Fault::Status(429), // Unkey's own API rate limit
         Fault::Delay(Duration::from_secs(2)),
         Fault::Garbage,
+        Fault::NotUtf8,
         Fault::Html,
         Fault::WrongTypes,
         Fault::HugeBody,
@@ -264,6 +265,7 @@ async fn the_same_goes_for_the_generic_protocol() {
     for fault in [
         Fault::Status(503),
         Fault::Garbage,
+        Fault::NotUtf8,
         Fault::WrongTypes,
         Fault::Html,
     ] {

@@ -277,7 +277,13 @@ fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 fn mark_sensitive(headers: &mut HeaderMap, name: &HeaderName) {
-    if let http::header::Entry::Occupied(mut entry) = headers.entry(name) {
+    // Unless some header is repeated (then `len` exceeds `keys_len`), `name` has at most one
+    // value, and `get_mut` reaches it without the entry API's reservation work.
+    if headers.len() == headers.keys_len() {
+        if let Some(value) = headers.get_mut(name) {
+            value.set_sensitive(true);
+        }
+    } else if let http::header::Entry::Occupied(mut entry) = headers.entry(name) {
         for value in entry.iter_mut() {
             value.set_sensitive(true);
         }

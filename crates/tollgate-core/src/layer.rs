@@ -204,9 +204,11 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
+        // Split outside the future: a request moved in would keep its own slot in the
+        // future beside the parts taken out of it.
+        let (mut parts, body) = req.into_parts();
         ResponseFuture {
             inner: Box::pin(async move {
-                let (mut parts, body) = req.into_parts();
                 if !(shared.options.allow_cors_preflight && is_cors_preflight(&parts)) {
                     match shared.authenticator.authenticate(&parts).await {
                         Ok(principal) => {

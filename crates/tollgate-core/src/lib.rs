@@ -7,7 +7,8 @@
 //! - [`AuthLayer`]: the tower layer that runs an authenticator in front of any service.
 //! - [`AuthError`] and [`ErrorFormat`]: why a request was refused, and how that is answered
 //!   ([`Rfc6750`] by default).
-//! - [`CredentialSource`]: where a credential is read from, with the checks every crate shares.
+//! - [`CredentialSource`]: where a credential is read from, with the checks every crate shares,
+//!   and [`CredentialDigest`], the only form in which a cache keeps one.
 //! - [`RequireScopesLayer`] and [`ScopePolicy`]: scope checks for any tower service.
 //!
 //! ```
@@ -59,6 +60,7 @@ mod authenticator;
 #[cfg(feature = "axum")]
 mod axum;
 mod credential;
+mod digest;
 mod error;
 mod format;
 mod layer;
@@ -71,6 +73,7 @@ pub use authenticator::{Authenticator, Or};
 #[cfg(feature = "axum")]
 pub use axum::AuthRejection;
 pub use credential::{CredentialSource, DEFAULT_MAX_LEN};
+pub use digest::CredentialDigest;
 pub use error::{AuthError, ErrorKind};
 pub use format::{ErrorFormat, Rfc6750, retry_after_value};
 pub use layer::{AuthLayer, AuthService, ResponseFuture};

@@ -299,6 +299,27 @@ async fn strip_credentials_removes_them_before_the_inner_service() {
 }
 
 #[tokio::test]
+async fn credential_header_is_marked_sensitive_beside_repeated_headers() {
+    let mut req = Request::new(());
+    req.headers_mut()
+        .insert(API_KEY, HeaderValue::from_static("key-1"));
+    req.headers_mut()
+        .append("accept", HeaderValue::from_static("text/plain"));
+    req.headers_mut()
+        .append("accept", HeaderValue::from_static("application/json"));
+    let (res, seen) = call(AuthLayer::new(Key), req).await;
+    assert_eq!(res.status(), 200);
+    assert!(seen[0].headers()[API_KEY].is_sensitive());
+    assert!(
+        seen[0]
+            .headers()
+            .get_all("accept")
+            .iter()
+            .all(|v| !v.is_sensitive())
+    );
+}
+
+#[tokio::test]
 async fn cookie_credential_is_opt_in_and_stripped_alone() {
     struct CookieAuth;
     impl Authenticator for CookieAuth {
@@ -328,6 +349,18 @@ async fn cookie_credential_is_opt_in_and_stripped_alone() {
     let (res, seen) = call(AuthLayer::new(CookieAuth).strip_credentials(), req).await;
     assert_eq!(res.status(), 200);
     assert_eq!(seen[0].headers()["cookie"], "theme=dark; lang=en");
+
+    // Two Cookie headers, the credential in the second: both stay, both marked sensitive.
+    let mut req = Request::new(());
+    req.headers_mut()
+        .append("cookie", HeaderValue::from_static("theme=dark"));
+    req.headers_mut()
+        .append("cookie", HeaderValue::from_static("session=good"));
+    let (res, seen) = call(AuthLayer::new(CookieAuth), req).await;
+    assert_eq!(res.status(), 200);
+    let cookies: Vec<_> = seen[0].headers().get_all("cookie").iter().collect();
+    assert_eq!(cookies.len(), 2);
+    assert!(cookies.iter().all(|v| v.is_sensitive()));
 
     // Sent both as a cookie and as a header: one method only (RFC 6750 §2).
     let mut req = with_auth(b"Bearer good");

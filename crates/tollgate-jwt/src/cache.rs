@@ -5,8 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
 use moka::future::Cache;
-use sha2::{Digest, Sha256};
-use tollgate_core::Principal;
+use tollgate_core::{CredentialDigest, Principal};
 
 #[derive(Clone)]
 struct Entry {
@@ -31,14 +30,19 @@ impl UntilExpiry {
     }
 }
 
-impl Expiry<[u8; 32], Entry> for UntilExpiry {
-    fn expire_after_create(&self, _: &[u8; 32], entry: &Entry, _: Instant) -> Option<Duration> {
+impl Expiry<CredentialDigest, Entry> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &CredentialDigest,
+        entry: &Entry,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(self.ttl(&entry.principal))
     }
 }
 
 pub(crate) struct VerifiedCache {
-    entries: Cache<[u8; 32], Entry>,
+    entries: Cache<CredentialDigest, Entry>,
     expiry: UntilExpiry,
     pub(crate) hits: AtomicU64,
 }
@@ -62,7 +66,7 @@ impl VerifiedCache {
         token: &str,
         generation_of: impl Fn(&str) -> Option<u64>,
     ) -> Option<Principal> {
-        let entry = self.entries.get(&hash(token)).await?;
+        let entry = self.entries.get(&CredentialDigest::of(token)).await?;
         let current = generation_of(entry.principal.issuer().unwrap_or_default())?;
         if current != entry.generation {
             return None;
@@ -79,10 +83,8 @@ impl VerifiedCache {
             principal: principal.clone(),
             generation,
         };
-        self.entries.insert(hash(token), entry).await;
+        self.entries
+            .insert(CredentialDigest::of(token), entry)
+            .await;
     }
-}
-
-fn hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }

@@ -107,6 +107,8 @@ pub enum Fault {
     Garbage,
     /// Answers 200 with an HTML page.
     Html,
+    /// Answers 200 with a valid-looking verdict whose key id is not UTF-8.
+    NotUtf8,
     /// Answers 200 with JSON of the wrong types.
     WrongTypes,
     /// Answers 200 with a 2 MB JSON body.
@@ -237,6 +239,13 @@ async fn fault(shared: &Shared) -> Option<Response> {
             return None;
         }
         Fault::Garbage => (StatusCode::OK, "{\"data\": {\"valid\": tr").into_response(),
+        Fault::NotUtf8 => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            // Read by both protocols: the generic one at the top, Unkey under `data`.
+            &b"{\"valid\": true, \"key_id\": \"k\xff\", \"data\": {\"valid\": true, \"code\": \"VALID\", \"keyId\": \"k\xff\"}}"[..],
+        )
+            .into_response(),
         Fault::Html => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/html")],
