@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `/health` | nothing (the quickstart's public route) |
 //! | `/empty` | the same handler behind an empty middleware (`from_fn` that only calls `next`) |
+//! | `/sha-moka` | the same handler behind a middleware that only hashes `x-api-key` (SHA-256) and finds it in a moka cache: the floor under any API-key route that caches as the product requires |
 //! | `/bare-jwt` | the same handler behind a middleware calling bare `jsonwebtoken::decode` (RS256, the IdP's key) |
 //! | `/orders` | the quickstart's route: API key or JWT, `RequireScopes<OrdersRead>` |
 //! | `/orders-cached` | the same handler behind `JwtAuth` for the same IdP with the verified-token cache |
@@ -23,6 +24,7 @@ use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jsonwebtoken::{DecodingKey, Validation};
+use tollgate::CredentialDigest;
 use tollgate::jwt::{Algorithm, Issuer, JwtAuth};
 use tollgate_testkit::DEFAULT_AUDIENCE;
 
@@ -70,6 +72,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
+    let known: moka::future::Cache<CredentialDigest, ()> = moka::future::Cache::new(100_000);
+    known.insert(CredentialDigest::of("sk_test_reader"), ()).await;
+    let sha_moka_mw = move |req: Request, next: Next| {
+        let known = known.clone();
+        async move {
+            let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
+            match key {
+                Some(key) if known.get(&CredentialDigest::of(key)).await.is_some() => {
+                    next.run(req).await
+                }
+                _ => http::StatusCode::UNAUTHORIZED.into_response(),
+            }
+        }
+    };
+
     let app = demo
         .router
         .merge(
@@ -79,6 +96,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let res: Response = next.run(req).await;
                     res
                 })),
+        )
+        .merge(
+            Router::new()
+                .route("/sha-moka", get(app::health))
+                .layer(from_fn(sha_moka_mw)),
         )
         .merge(
             Router::new()
