@@ -73,7 +73,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let known: moka::future::Cache<CredentialDigest, ()> = moka::future::Cache::new(100_000);
-    known.insert(CredentialDigest::of("sk_test_reader"), ()).await;
+    known
+        .insert(CredentialDigest::of("sk_test_reader"), ())
+        .await;
     let sha_moka_mw = move |req: Request, next: Next| {
         let known = known.clone();
         async move {

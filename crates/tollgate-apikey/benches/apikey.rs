@@ -18,7 +18,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tollgate_apikey::{ApiKeyAuth, KeyInfo, KeyVerifier, UnkeyVerifier, Verdict, VerifyError};
 use tollgate_core::{AuthLayer, CredentialDigest};
-use tollgate_testkit::{MockKey, MockKeyService};
+use tollgate_testkit::{MockKey, MockKeyService, alternating, quartiles};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// Counts live heap bytes, to measure the memory of cache entries.
@@ -127,20 +127,28 @@ fn cache_hits(c: &mut Criterion) {
         moka::future::Cache::builder().max_capacity(100_000).build();
     rt.block_on(async {
         for i in 0..100_000 {
-            floor.insert(CredentialDigest::of(&key(i)), Arc::new(i as u64)).await;
+            floor
+                .insert(CredentialDigest::of(&key(i)), Arc::new(i as u64))
+                .await;
         }
         floor.run_pending_tasks().await;
     });
 
     // Criterion's runs of the two sides are minutes apart, and random lookups in 50 MB of
     // cache entries swing by ±30 % over minutes on a shared VM (memory latency), more than
-    // the overhead measured: the overheads are also measured in alternating rounds.
+    // the overhead measured: the overheads are also measured in alternating rounds of 5 000.
     let (mut base_key, mut layer_key, mut floor_key) = (scrambler(), scrambler(), scrambler());
     let mut baseline = async || {
         black_box(bare.clone().oneshot(request(&base_key())).await.unwrap());
     };
     let through_layer = async || {
-        black_box(layered.clone().oneshot(request(&layer_key())).await.unwrap());
+        black_box(
+            layered
+                .clone()
+                .oneshot(request(&layer_key()))
+                .await
+                .unwrap(),
+        );
     };
     let sha_and_moka = async || {
         let req = request(&floor_key());
@@ -148,9 +156,12 @@ fn cache_hits(c: &mut Criterion) {
         black_box(floor.get(&CredentialDigest::of(key)).await.unwrap());
         black_box(req);
     };
-    let rounds = rt.block_on(alternating(&mut baseline, through_layer, 5_000));
-    report("apikey/hit, random key, paired: layer − no layer", &overheads(&rounds));
-    let rounds = rt.block_on(alternating(&mut baseline, sha_and_moka, 5_000));
+    let rounds = rt.block_on(alternating(&mut baseline, through_layer, 5_000, 40));
+    report(
+        "apikey/hit, random key, paired: layer − no layer",
+        &overheads(&rounds),
+    );
+    let rounds = rt.block_on(alternating(&mut baseline, sha_and_moka, 5_000, 40));
     report(
         "apikey/hit, random key, paired: SHA-256 + moka get − no layer (the floor)",
         &overheads(&rounds),
@@ -216,7 +227,7 @@ fn misses(c: &mut Criterion) {
     group.bench_function("layer, cache off", |b| b.to_async(&rt).iter(through_layer));
     group.finish();
 
-    let rounds = rt.block_on(alternating(bare_post, through_layer, 200));
+    let rounds = rt.block_on(alternating(bare_post, through_layer, 200, 40));
     let ratios = rounds.iter().map(|(a, b)| b / a).collect();
     let (p25, median, p75) = quartiles(ratios);
     println!(
@@ -224,40 +235,9 @@ fn misses(c: &mut Criterion) {
     );
 }
 
-/// Seconds per call of `a` and of `b`, measured in 40 alternating rounds of `calls` calls of
-/// one, then of the other. Over the minutes between criterion's runs of two sides, loopback
-/// round trips and random memory accesses on two shared cores drift by ±20–30 %, more than
-/// the effects measured; alternating cancels the drift.
-async fn alternating(
-    mut a: impl AsyncFnMut(),
-    mut b: impl AsyncFnMut(),
-    calls: u32,
-) -> Vec<(f64, f64)> {
-    async fn time(f: &mut impl AsyncFnMut(), calls: u32) -> f64 {
-        let start = std::time::Instant::now();
-        for _ in 0..calls {
-            f().await;
-        }
-        start.elapsed().as_secs_f64() / f64::from(calls)
-    }
-    let mut rounds = Vec::new();
-    for _ in 0..40 {
-        let a = time(&mut a, calls).await;
-        rounds.push((a, time(&mut b, calls).await));
-    }
-    rounds
-}
-
 /// What `b` costs more than `a` per call, in µs, round by round.
 fn overheads(rounds: &[(f64, f64)]) -> Vec<f64> {
     rounds.iter().map(|(a, b)| (b - a) * 1e6).collect()
-}
-
-/// First quartile, median and third quartile.
-fn quartiles(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    let at = |q: usize| values[(values.len() - 1) * q / 4];
-    (at(1), at(2), at(3))
 }
 
 fn report(what: &str, overheads: &[f64]) {

@@ -1,6 +1,7 @@
 //! What JWT verification costs through tollgate against bare `jsonwebtoken::decode` of the
 //! same token with the right key, per algorithm; a verified-token-cache hit against a full
-//! RS256 verification; and the memory of a cached verified token.
+//! RS256 verification; and the memory of a cached verified token. The per-algorithm ratios
+//! are also measured in alternating rounds and printed as `paired` lines.
 //!
 //! `cargo bench -p tollgate-jwt`
 
@@ -16,7 +17,7 @@ use jsonwebtoken::{DecodingKey, Header, Validation};
 use serde_json::{Value, json};
 use tollgate_core::AuthLayer;
 use tollgate_jwt::{Algorithm, Issuer, JwtAuth, LocalKeys};
-use tollgate_testkit::SigningKey;
+use tollgate_testkit::{SigningKey, alternating, quartiles};
 use tower::{ServiceBuilder, ServiceExt};
 
 struct Counting;
@@ -120,6 +121,35 @@ fn verification(c: &mut Criterion) {
                 .iter(|| async { black_box(svc.clone().oneshot(request()).await.unwrap()) })
         });
         group.finish();
+
+        // The same ratios in alternating rounds, which cancel the machine's drift between
+        // criterion's runs of the two sides. The request through the layer is compared with
+        // the same request whose token a bare middleware would take from the header and
+        // decode.
+        let mut bare = async || {
+            black_box(
+                jsonwebtoken::decode::<Value>(black_box(&token), &decoding, &validation).unwrap(),
+            );
+        };
+        let mut bare_request = async || {
+            let req = request();
+            let header = req.headers()["authorization"].to_str().unwrap();
+            let token = header.strip_prefix("Bearer ").unwrap();
+            black_box(jsonwebtoken::decode::<Value>(token, &decoding, &validation).unwrap());
+        };
+        let verify = async || {
+            black_box(auth.verify(black_box(&token)).await.unwrap());
+        };
+        let through_layer = async || {
+            black_box(svc.clone().oneshot(request()).await.unwrap());
+        };
+        let ratio =
+            |rounds: Vec<(f64, f64)>| quartiles(rounds.iter().map(|(a, b)| b / a).collect()).1;
+        let verify = ratio(rt.block_on(alternating(&mut bare, verify, 100, 40)));
+        let layer = ratio(rt.block_on(alternating(&mut bare_request, through_layer, 100, 40)));
+        println!(
+            "jwt/{name}, paired: JwtAuth::verify / bare decode = {verify:.3}, request through JwtLayer / the same request decoded bare = {layer:.3}"
+        );
     }
 }
 

@@ -10,6 +10,8 @@
 //!
 //! - [`serve`]: your router on a random 127.0.0.1 port, for real HTTP calls in tests;
 //!   [`unreachable_url`]: a URL where nothing listens.
+//! - [`alternating`] and [`quartiles`]: two operations timed in alternating rounds, for
+//!   benchmarks on machines that drift more than the effect measured.
 //!
 //! ```
 //! use tollgate_testkit::{MockKey, MockKeyService};
@@ -32,8 +34,10 @@
 
 mod idp;
 mod key_service;
+mod paired;
 mod server;
 
 pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, SigningKey, TokenBuilder};
 pub use key_service::{Fault, MockKey, MockKeyService};
+pub use paired::{alternating, quartiles};
 pub use server::{serve, unreachable_url};
