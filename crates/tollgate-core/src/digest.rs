@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 /// assert!(seen.contains(&CredentialDigest::of("sk_live_a")));
 /// assert!(!seen.contains(&CredentialDigest::of("sk_live_b")));
 /// assert_eq!(format!("{:?}", CredentialDigest::of("sk_live_a")), "CredentialDigest(..)");
+/// assert_eq!(CredentialDigest::of("abc").as_bytes()[..4], [0xba, 0x78, 0x16, 0xbf]);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct CredentialDigest([u8; 32]);
