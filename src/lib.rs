@@ -2,16 +2,22 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub use tollgate_core::*;
+pub use tollgate_core::{
+    AuthBody, AuthError, AuthLayer, AuthService, AuthSettings, Authenticator, BoxAuthenticator,
+    Challenge, Credential, CredentialDigest, CredentialKind, CredentialSource,
+    DEFAULT_MAX_CREDENTIAL_LEN, ErrorFormat, ErrorKind, JsonEnvelope, Or, Principal,
+    PrincipalBuilder, RequireScopesLayer, RequireScopesService, Rfc6750, ScopeMatch, ScopePolicy,
+    ScopeSet, Scopes, Via, is_jwt_shaped, layer, require_scopes, retry_after_value, scopes,
+};
+
+/// axum extractors (feature `axum`): [`RequireScopes`], [`RequireAnyScope`], [`Claims`], and
+/// `Principal` itself.
+#[cfg(feature = "axum")]
+pub use tollgate_core::{AuthRejection, Claims, RequireAnyScope, RequireScopes};
 
 /// API keys verified by a key service: [`ApiKeyAuth`](apikey::ApiKeyAuth) and its verifiers.
 #[cfg(feature = "apikey")]
 pub use tollgate_apikey as apikey;
-
-/// axum extractors: [`RequireScopes`](axum::RequireScopes), [`Claims`](axum::Claims) and the
-/// `Principal` extractor.
-#[cfg(feature = "axum")]
-pub use tollgate_axum as axum;
 
 /// Bearer JWTs: [`JwtAuth`](jwt::JwtAuth), [`Issuer`](jwt::Issuer) and the key sources.
 #[cfg(feature = "jwt")]
@@ -21,3 +27,9 @@ pub use tollgate_jwt as jwt;
 /// client-credentials tokens or a static API key.
 #[cfg(feature = "client")]
 pub use tollgate_client as client;
+
+/// The fetch path, discovery and the verdict engine shared by the credential kinds:
+/// [`Upstream`](upstream::Upstream), [`VerdictCache`](upstream::VerdictCache) for verifiers of
+/// your own.
+#[cfg(any(feature = "apikey", feature = "jwt", feature = "client"))]
+pub use tollgate_upstream as upstream;

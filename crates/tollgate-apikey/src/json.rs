@@ -7,8 +7,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::upstream::{DEFAULT_TIMEOUT, default_client, post_json};
-use crate::{Denial, KeyInfo, KeyVerifier, Verdict, VerifyError};
+use tollgate_upstream::{BreakerPolicy, Upstream, UpstreamError};
+
+use crate::{Denial, KeyInfo, KeyVerifier, Verdict};
 
 /// Verifies keys with your own service, in a small JSON protocol:
 ///
@@ -17,7 +18,9 @@ use crate::{Denial, KeyInfo, KeyVerifier, Verdict, VerifyError};
 ///   "meta": any?, "expires_at": unix-seconds?, "code": str?}`; `key_id` is required when
 ///   `valid` is true; `code` (optional, Unkey's names such as `"DISABLED"`, `"RATE_LIMITED"`)
 ///   says why when it is false, `NOT_FOUND` when absent;
-/// - any other status, or an answer that does not parse, is an upstream failure: 503.
+/// - any other status, a redirect (never followed), an answer over 64 KiB or that does not
+///   parse, or a timeout is an upstream failure: 503, through tollgate's fetch path
+///   ([`Upstream`], with its breaker).
 ///
 /// ```
 /// use tollgate_apikey::JsonVerifier;
@@ -29,20 +32,18 @@ use crate::{Denial, KeyInfo, KeyVerifier, Verdict, VerifyError};
 /// ```
 #[derive(Clone)]
 pub struct JsonVerifier {
-    client: reqwest::Client,
+    upstream: Upstream,
     url: String,
     headers: HeaderMap,
-    timeout: Duration,
 }
 
 impl JsonVerifier {
     /// Verifies at `url`.
     pub fn new(url: impl Into<String>) -> Self {
         JsonVerifier {
-            client: default_client(),
+            upstream: Upstream::new("key service"),
             url: url.into(),
             headers: HeaderMap::new(),
-            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -53,15 +54,23 @@ impl JsonVerifier {
         self
     }
 
-    /// Uses your `reqwest` client (default: a shared rustls client with keep-alive).
+    /// Uses your `reqwest` client (default: a shared rustls client with keep-alive and no
+    /// redirects; build yours with `.redirect(reqwest::redirect::Policy::none())`).
     pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = client;
+        self.upstream = self.upstream.client(client);
         self
     }
 
     /// Sets the timeout of one verification (default: 2 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.upstream = self.upstream.timeout(timeout);
+        self
+    }
+
+    /// When the service counts as down, and how soon it is probed again (default:
+    /// [`BreakerPolicy::default`]).
+    pub fn breaker(mut self, policy: BreakerPolicy) -> Self {
+        self.upstream = self.upstream.breaker(policy);
         self
     }
 }
@@ -70,7 +79,7 @@ impl fmt::Debug for JsonVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JsonVerifier")
             .field("url", &self.url)
-            .field("timeout", &self.timeout)
+            .field("upstream", &self.upstream)
             .finish_non_exhaustive()
     }
 }
@@ -94,34 +103,33 @@ struct Answer {
 }
 
 impl KeyVerifier for JsonVerifier {
-    async fn verify(&self, key: &str) -> Result<Verdict, VerifyError> {
-        let answer: Answer = post_json(
-            &self.client,
-            &self.url,
-            &self.headers,
-            &Request { key },
-            self.timeout,
-        )
-        .await?;
-        answer.into_verdict()
+    async fn verify(&self, key: &str) -> Result<Verdict, UpstreamError> {
+        let request = self
+            .upstream
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .json(&Request { key });
+        self.upstream
+            .send(request, |answer| answer.success()?.json::<Answer>()?.into_verdict())
+            .await
     }
 }
 
 /// Reads a generic-protocol answer body as `verify` does (for the fuzz targets).
 #[cfg(feature = "fuzzing")]
-pub(crate) fn parse_answer(bytes: &[u8]) -> Result<Verdict, VerifyError> {
-    crate::upstream::parse::<Answer>(bytes)?.into_verdict()
+pub(crate) fn parse_answer(bytes: &[u8]) -> Result<Verdict, UpstreamError> {
+    tollgate_upstream::parse_json::<Answer>(bytes)?.into_verdict()
 }
 
 impl Answer {
-    fn into_verdict(self) -> Result<Verdict, VerifyError> {
+    fn into_verdict(self) -> Result<Verdict, UpstreamError> {
         if !self.valid {
             let code = self.code.as_deref().unwrap_or("NOT_FOUND");
             return Ok(Verdict::Invalid(Denial::from_code(code, None)));
         }
         let key_id = self
             .key_id
-            .ok_or_else(|| VerifyError::Malformed("a valid key without key_id".into()))?;
+            .ok_or_else(|| UpstreamError::Malformed("a valid key without key_id".into()))?;
         let mut info = KeyInfo::new(key_id).scopes(self.scopes).meta(self.meta);
         if let Some(owner) = self.owner {
             info = info.owner(owner);
@@ -129,7 +137,7 @@ impl Answer {
         if let Some(secs) = self.expires_at {
             let at = UNIX_EPOCH
                 .checked_add(Duration::from_secs(secs))
-                .ok_or_else(|| VerifyError::Malformed("expires_at is out of range".into()))?;
+                .ok_or_else(|| UpstreamError::Malformed("expires_at is out of range".into()))?;
             info = info.expires_at(at);
         }
         Ok(Verdict::Valid(info))

@@ -5,7 +5,9 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use crate::{Denial, KeyInfo, KeyVerifier, Verdict, VerifyError};
+use tollgate_upstream::UpstreamError;
+
+use crate::{Denial, KeyInfo, KeyVerifier, Verdict};
 
 /// A fixed list of keys, held only as SHA-256 hashes and compared in constant time.
 ///
@@ -98,7 +100,7 @@ impl fmt::Debug for StaticKeys {
 }
 
 impl KeyVerifier for StaticKeys {
-    async fn verify(&self, key: &str) -> Result<Verdict, VerifyError> {
+    async fn verify(&self, key: &str) -> Result<Verdict, UpstreamError> {
         let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         // Visit every entry and select without branching, so timing says nothing about which
         // entry matched.

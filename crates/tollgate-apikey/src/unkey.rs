@@ -7,8 +7,9 @@ use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::upstream::{DEFAULT_TIMEOUT, default_client, post_json};
-use crate::{Denial, KeyInfo, KeyVerifier, Verdict, VerifyError};
+use tollgate_upstream::{BreakerPolicy, Upstream, UpstreamError};
+
+use crate::{Denial, KeyInfo, KeyVerifier, Verdict};
 
 /// Verifies keys with Unkey's v2 API: `POST {base}/v2/keys.verifyKey` with the root key as
 /// bearer.
@@ -17,8 +18,10 @@ use crate::{Denial, KeyInfo, KeyVerifier, Verdict, VerifyError};
 /// subject, and `{"name", "meta", "identity", "credits", "owner"}` (those present) its data;
 /// `owner` is the identity's `externalId`.
 /// Codes map to statuses as [`Denial`] says; unknown codes and fields are tolerated. Unkey's
-/// own non-200 answers (a bad root key, its API rate limit, 5xx) are upstream failures: 503,
-/// never the client's fault.
+/// own non-200 answers (a bad root key, its API rate limit, 5xx), redirects (never followed),
+/// answers over 64 KiB and timeouts are upstream failures: 503, never the client's fault. The
+/// call goes through tollgate's fetch path ([`Upstream`]): while Unkey is known to be down,
+/// requests that need it are answered at once.
 ///
 /// ```
 /// use std::time::Duration;
@@ -32,10 +35,9 @@ use crate::{Denial, KeyInfo, KeyVerifier, Verdict, VerifyError};
 /// ```
 #[derive(Clone)]
 pub struct UnkeyVerifier {
-    client: reqwest::Client,
+    upstream: Upstream,
     url: String,
     headers: HeaderMap,
-    timeout: Duration,
     permissions: Option<String>,
     tags: Vec<String>,
 }
@@ -53,10 +55,9 @@ impl UnkeyVerifier {
             headers.insert(AUTHORIZATION, value);
         }
         UnkeyVerifier {
-            client: default_client(),
+            upstream: Upstream::new("Unkey"),
             url: format!("{UNKEY_BASE_URL}/v2/keys.verifyKey"),
             headers,
-            timeout: DEFAULT_TIMEOUT,
             permissions: None,
             tags: Vec::new(),
         }
@@ -69,15 +70,25 @@ impl UnkeyVerifier {
     }
 
     /// Uses your `reqwest` client (custom CA, proxy...). Default: a shared rustls client with
-    /// keep-alive.
+    /// keep-alive and no redirects. Build yours with
+    /// `.redirect(reqwest::redirect::Policy::none())`: a redirected answer is refused either
+    /// way, but a client that follows one has already re-sent the key to the other host.
     pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = client;
+        self.upstream = self.upstream.client(client);
         self
     }
 
-    /// Sets the timeout of one verification (default: 2 s). On timeout the request gets 503.
+    /// Sets the timeout of one verification (default: 2 s). On timeout the request gets 503,
+    /// and the breaker opens.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.upstream = self.upstream.timeout(timeout);
+        self
+    }
+
+    /// When Unkey counts as down, and how soon it is probed again (default:
+    /// [`BreakerPolicy::default`]: 5 failures in a row or one timeout; a probe every 2 s).
+    pub fn breaker(mut self, policy: BreakerPolicy) -> Self {
+        self.upstream = self.upstream.breaker(policy);
         self
     }
 
@@ -99,7 +110,7 @@ impl fmt::Debug for UnkeyVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnkeyVerifier")
             .field("url", &self.url)
-            .field("timeout", &self.timeout)
+            .field("upstream", &self.upstream)
             .field("permissions", &self.permissions)
             .finish_non_exhaustive()
     }
@@ -153,7 +164,7 @@ fn from_millis(ms: i64) -> Option<SystemTime> {
 }
 
 impl Data {
-    fn into_verdict(self) -> Result<Verdict, VerifyError> {
+    fn into_verdict(self) -> Result<Verdict, UpstreamError> {
         if !self.valid {
             let reset = self
                 .ratelimits
@@ -164,13 +175,13 @@ impl Data {
             return Ok(Verdict::Invalid(Denial::from_code(&self.code, reset)));
         }
         if self.code != "VALID" {
-            return Err(VerifyError::Malformed(
+            return Err(UpstreamError::Malformed(
                 "valid is true but the code is not VALID".into(),
             ));
         }
         let key_id = self
             .key_id
-            .ok_or_else(|| VerifyError::Malformed("a valid key without keyId".into()))?;
+            .ok_or_else(|| UpstreamError::Malformed("a valid key without keyId".into()))?;
         let owner = self
             .identity
             .get("externalId")
@@ -202,21 +213,28 @@ impl Data {
 
 /// Reads an Unkey answer body as `verify` does (for the fuzz targets).
 #[cfg(feature = "fuzzing")]
-pub(crate) fn parse_answer(bytes: &[u8]) -> Result<Verdict, VerifyError> {
-    crate::upstream::parse::<Response>(bytes)?
+pub(crate) fn parse_answer(bytes: &[u8]) -> Result<Verdict, UpstreamError> {
+    tollgate_upstream::parse_json::<Response>(bytes)?
         .data
         .into_verdict()
 }
 
 impl KeyVerifier for UnkeyVerifier {
-    async fn verify(&self, key: &str) -> Result<Verdict, VerifyError> {
+    async fn verify(&self, key: &str) -> Result<Verdict, UpstreamError> {
         let body = Request {
             key,
             permissions: self.permissions.as_deref(),
             tags: &self.tags,
         };
-        let answer: Response =
-            post_json(&self.client, &self.url, &self.headers, &body, self.timeout).await?;
-        answer.data.into_verdict()
+        let request = self
+            .upstream
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .json(&body);
+        self.upstream
+            .send(request, |answer| {
+                answer.success()?.json::<Response>()?.data.into_verdict()
+            })
+            .await
     }
 }

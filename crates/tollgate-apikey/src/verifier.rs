@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use tollgate_core::{AuthError, CredentialKind, ErrorKind, Principal, Scopes};
+use tollgate_upstream::UpstreamError;
 
 /// Verifies an API key: Unkey ([`UnkeyVerifier`](crate::UnkeyVerifier)), your own JSON
 /// service ([`JsonVerifier`](crate::JsonVerifier)), a static list
@@ -15,12 +16,12 @@ use tollgate_core::{AuthError, CredentialKind, ErrorKind, Principal, Scopes};
 /// fails closed with 503, never 401. The key must never appear in an error.
 ///
 /// ```
-/// use tollgate_apikey::{KeyInfo, KeyVerifier, Verdict, VerifyError, Denial};
+/// use tollgate_apikey::{Denial, KeyInfo, KeyVerifier, UpstreamError, Verdict};
 ///
 /// struct Database;
 ///
 /// impl KeyVerifier for Database {
-///     async fn verify(&self, key: &str) -> Result<Verdict, VerifyError> {
+///     async fn verify(&self, key: &str) -> Result<Verdict, UpstreamError> {
 ///         // look the key's hash up in your own store...
 ///         if key == "sk_test_known" {
 ///             Ok(Verdict::Valid(KeyInfo::new("key_1").scopes(["orders:read"])))
@@ -32,7 +33,7 @@ use tollgate_core::{AuthError, CredentialKind, ErrorKind, Principal, Scopes};
 /// ```
 pub trait KeyVerifier: Send + Sync + 'static {
     /// Judges `key`.
-    fn verify(&self, key: &str) -> impl Future<Output = Result<Verdict, VerifyError>> + Send;
+    fn verify(&self, key: &str) -> impl Future<Output = Result<Verdict, UpstreamError>> + Send;
 }
 
 /// What a key service said about a key.
@@ -64,7 +65,8 @@ pub enum Denial {
         /// When the limit resets.
         reset: Option<SystemTime>,
     },
-    /// The key has no credits left: 429.
+    /// The key has no credits left: 429 without `Retry-After` (credits are refilled by
+    /// whoever owns the key, on no schedule a key service reports).
     UsageExceeded,
     /// A code this version does not know: 401 `invalid_token`.
     Other(String),
@@ -211,53 +213,3 @@ impl KeyInfo {
     }
 }
 
-/// Why a key could not be judged. Never contains the key. Every variant becomes 503 with
-/// `Retry-After`.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum VerifyError {
-    /// No answer in time.
-    #[error("the key service did not answer in time")]
-    Timeout,
-    /// The connection could not be made.
-    #[error("the key service could not be reached")]
-    Connect,
-    /// The service answered with a status that is not a verdict (its own 401, 429, 5xx...).
-    #[error("the key service answered with status {0}")]
-    Status(u16),
-    /// The answer could not be read as a verdict.
-    #[error("the key service answered something unreadable: {0}")]
-    Malformed(String),
-    /// Another failure (for your own verifiers).
-    #[error("{0}")]
-    Other(String),
-}
-
-impl VerifyError {
-    /// A short name for counters and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            VerifyError::Timeout => "timeout",
-            VerifyError::Connect => "connect",
-            VerifyError::Status(_) => "status",
-            VerifyError::Malformed(_) => "malformed",
-            VerifyError::Other(_) => "other",
-        }
-    }
-
-    /// Sorts a `reqwest` failure. The URL, which may carry secrets in a query string, is
-    /// dropped.
-    pub(crate) fn from_reqwest(e: &reqwest::Error) -> Self {
-        if e.is_timeout() {
-            VerifyError::Timeout
-        } else if e.is_connect() {
-            VerifyError::Connect
-        } else if let Some(status) = e.status() {
-            VerifyError::Status(status.as_u16())
-        } else if e.is_decode() || e.is_body() {
-            VerifyError::Malformed("the body could not be read".into())
-        } else {
-            VerifyError::Other("the request to the key service failed".into())
-        }
-    }
-}

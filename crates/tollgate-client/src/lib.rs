@@ -3,8 +3,9 @@
 //!
 //! - [`ClientCredentials`]: the OAuth 2.0 client (RFC 6749 §4.4): `client_secret_basic`,
 //!   `client_secret_post` or `private_key_jwt` (RFC 7523), the token endpoint given or
-//!   discovered, audience/resource and scope parameters, a bounded timeout, retries with
-//!   backoff on 5xx and connection errors, typed [`TokenError`]s.
+//!   discovered, audience/resource and scope parameters; on tollgate's fetch path (no
+//!   redirects, a capped read, a timeout, a breaker), retried with backoff only when no
+//!   server was reached; typed [`TokenError`]s.
 //! - [`TokenSource`]: tokens cached per (audience, scope) until `expires_in` minus a skew,
 //!   refreshed ahead of expiry in the background, one token request at a time per key.
 //! - [`ClientAuthLayer`]: puts the token (or a static API key) on every request of any tower
@@ -15,6 +16,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod crypto;
 mod layer;
 mod source;
 mod token;
@@ -25,3 +27,4 @@ pub use layer::{
 };
 pub use source::TokenSource;
 pub use token::{ClientCredentials, TokenError};
+pub use tollgate_upstream::BreakerPolicy;

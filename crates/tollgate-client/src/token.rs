@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Deserialize;
+use tollgate_upstream::{BreakerPolicy, Fetched, ServerMetadata, Upstream, UpstreamError};
 
 /// Why no token could be had. The outgoing request fails with it; it is never sent without a
 /// token. Never contains the client secret or a token.
@@ -21,7 +22,8 @@ pub enum TokenError {
         /// The OAuth error code (RFC 6749 §5.2).
         error: String,
     },
-    /// The endpoint could not be reached, timed out or answered 5xx, after every retry.
+    /// The endpoint could not be reached, timed out, answered 5xx or a redirect (never
+    /// followed), or is known to be down.
     #[error("the token endpoint is unavailable: {0}")]
     Unavailable(String),
     /// The endpoint answered something that is not a token response.
@@ -76,8 +78,7 @@ pub struct ClientCredentials {
     pub(crate) auth: ClientAuth,
     pub(crate) endpoint: Endpoint,
     pub(crate) resolved: std::sync::Arc<OnceLock<String>>,
-    pub(crate) http: reqwest::Client,
-    pub(crate) timeout: Duration,
+    pub(crate) upstream: Upstream,
     pub(crate) retries: u32,
     pub(crate) backoff: Duration,
     pub(crate) audience_param: &'static str,
@@ -94,7 +95,7 @@ impl fmt::Debug for ClientCredentials {
             .field("client_id", &self.client_id)
             .field("auth", &auth)
             .field("endpoint", &self.endpoint)
-            .field("timeout", &self.timeout)
+            .field("upstream", &self.upstream)
             .finish_non_exhaustive()
     }
 }
@@ -128,8 +129,7 @@ impl ClientCredentials {
             auth: ClientAuth::SecretBasic(String::new()),
             endpoint: Endpoint::Url(String::new()),
             resolved: Default::default(),
-            http: reqwest::Client::new(),
-            timeout: Duration::from_secs(5),
+            upstream: Upstream::new("token endpoint").timeout(Duration::from_secs(5)),
             retries: 2,
             backoff: Duration::from_millis(200),
             audience_param: "audience",
@@ -182,20 +182,32 @@ impl ClientCredentials {
         self
     }
 
-    /// Uses your `reqwest` client for token requests.
+    /// Uses your `reqwest` client for token requests and discovery (default: tollgate's,
+    /// which never follows redirects; build yours with
+    /// `.redirect(reqwest::redirect::Policy::none())`, since a client that follows one sends
+    /// the client's credentials to the other host before tollgate can refuse the answer).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = client;
+        self.upstream = self.upstream.client(client);
         self
     }
 
     /// The timeout of one token request (default 5 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.upstream = self.upstream.timeout(timeout);
         self
     }
 
-    /// Retries after a 5xx, a timeout or a connection error (default 2), waiting `backoff`,
-    /// then twice as long each time (default 200 ms). Refusals (4xx) are never retried.
+    /// When the token endpoint counts as down, and how soon it is probed again (default:
+    /// [`BreakerPolicy::default`]); while it is down, token requests fail at once.
+    pub fn breaker(mut self, policy: BreakerPolicy) -> Self {
+        self.upstream = self.upstream.breaker(policy);
+        self
+    }
+
+    /// Retries a token request that reached no server (the connection was refused or could
+    /// not be made) up to `retries` times (default 2), waiting `backoff`, then twice as long
+    /// each time (default 200 ms). A request that may have reached the endpoint (a timeout,
+    /// a 5xx) is never sent again, nor is a refusal (4xx).
     pub fn retries(mut self, retries: u32, backoff: Duration) -> Self {
         self.retries = retries;
         self.backoff = backoff;
@@ -214,40 +226,14 @@ impl ClientCredentials {
     }
 
     async fn discover_endpoint(&self, issuer: &str) -> Result<String, TokenError> {
-        #[derive(Deserialize)]
-        struct Metadata {
-            issuer: String,
-            token_endpoint: String,
-        }
-        let base = issuer.trim_end_matches('/');
-        for well_known in ["openid-configuration", "oauth-authorization-server"] {
-            let res = self
-                .http
-                .get(format!("{base}/.well-known/{well_known}"))
-                .timeout(self.timeout)
-                .send()
-                .await;
-            let Ok(res) = res else { continue };
-            if !res.status().is_success() {
-                continue;
-            }
-            let meta: Metadata = res
-                .json()
-                .await
-                .map_err(|_| TokenError::Discovery("the document is not valid".into()))?;
-            if meta.issuer != issuer {
-                return Err(TokenError::Discovery(
-                    "the document names another issuer".into(),
-                ));
-            }
-            return Ok(meta.token_endpoint);
-        }
-        Err(TokenError::Discovery(
-            "no discovery document could be fetched".into(),
-        ))
+        let meta = ServerMetadata::discover(&self.upstream, issuer)
+            .await
+            .map_err(|e| TokenError::Discovery(e.to_string()))?;
+        meta.token_endpoint
+            .ok_or_else(|| TokenError::Discovery("the document has no token_endpoint".into()))
     }
 
-    /// Requests a token, retrying transient failures with backoff.
+    /// Requests a token, retrying with backoff only requests that reached no server.
     pub(crate) async fn request(
         &self,
         audience: Option<&str>,
@@ -258,13 +244,17 @@ impl ClientCredentials {
         let mut attempt = 0;
         loop {
             match self.request_once(&endpoint, audience, scope).await {
-                Err(TokenError::Unavailable(reason)) if attempt < self.retries => {
-                    tracing::warn!(attempt, %reason, "token request failed; retrying");
+                Err(Unanswered::NoServer) if attempt < self.retries => {
+                    tracing::debug!(attempt, "token endpoint unreachable; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                     attempt += 1;
                 }
-                other => return other,
+                Err(Unanswered::NoServer) => {
+                    return Err(TokenError::Unavailable(UpstreamError::Connect.to_string()));
+                }
+                Err(Unanswered::Failed(e)) => return Err(e),
+                Ok(token) => return Ok(token),
             }
         }
     }
@@ -274,7 +264,7 @@ impl ClientCredentials {
         endpoint: &str,
         audience: Option<&str>,
         scope: Option<&str>,
-    ) -> Result<AccessToken, TokenError> {
+    ) -> Result<AccessToken, Unanswered> {
         let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
         if let Some(scope) = scope {
             form.push(("scope", scope.into()));
@@ -282,7 +272,7 @@ impl ClientCredentials {
         if let Some(audience) = audience {
             form.push((self.audience_param, audience.into()));
         }
-        let mut req = self.http.post(endpoint).timeout(self.timeout);
+        let mut req = self.upstream.post(endpoint);
         match &self.auth {
             ClientAuth::SecretBasic(secret) => {
                 req = req.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)));
@@ -299,49 +289,20 @@ impl ClientCredentials {
                 ));
                 form.push((
                     "client_assertion",
-                    self.assertion(endpoint, key, *alg, kid.clone())?,
+                    self.assertion(endpoint, key, *alg, kid.clone())
+                        .map_err(Unanswered::Failed)?,
                 ));
             }
         }
-        let res = req
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| TokenError::Unavailable(describe(&e)))?;
-        let status = res.status();
-        if status.is_server_error() {
-            return Err(TokenError::Unavailable(format!(
-                "status {}",
-                status.as_u16()
-            )));
+        let answer = self.upstream.send(req.form(&form), read_token).await;
+        match answer {
+            Ok(token) => token.map_err(Unanswered::Failed),
+            Err(UpstreamError::Connect) => Err(Unanswered::NoServer),
+            Err(UpstreamError::Malformed(_) | UpstreamError::TooLarge) => {
+                Err(Unanswered::Failed(TokenError::Malformed))
+            }
+            Err(e) => Err(Unanswered::Failed(TokenError::Unavailable(e.to_string()))),
         }
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| TokenError::Unavailable(describe(&e)))?;
-        if !status.is_success() {
-            let error = serde_json::from_slice::<ErrorResponse>(&bytes)
-                .map(|e| e.error.chars().take(64).collect())
-                .unwrap_or_else(|_| format!("status {}", status.as_u16()));
-            return Err(TokenError::Rejected { error });
-        }
-        let token: TokenResponse =
-            serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
-        if token
-            .token_type
-            .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
-        {
-            return Err(TokenError::Malformed);
-        }
-        let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.access_token))
-            .map_err(|_| TokenError::Malformed)?;
-        value.set_sensitive(true);
-        Ok(AccessToken {
-            value,
-            // Without expires_in, assume an hour (RFC 6749 leaves it to the server).
-            lifetime: Duration::from_secs(token.expires_in.unwrap_or(3600)),
-        })
     }
 
     fn assertion(
@@ -361,10 +322,52 @@ impl ClientCredentials {
         });
         let mut header = Header::new(alg);
         header.kid = kid;
+        crate::crypto::ensure_provider();
         jsonwebtoken::encode(&header, &claims, key).map_err(|_| TokenError::Rejected {
             error: "the client assertion could not be signed".into(),
         })
     }
+}
+
+/// Why a token request got no token: it reached no server (and may be sent again), or it
+/// failed otherwise.
+enum Unanswered {
+    NoServer,
+    Failed(TokenError),
+}
+
+/// Reads a token endpoint's answer (RFC 6749 §5.1, §5.2): a 5xx is a failure of the
+/// endpoint (counted by its breaker); a 4xx is a refusal, an answer like a token.
+fn read_token(answer: Fetched) -> Result<Result<AccessToken, TokenError>, UpstreamError> {
+    let status = answer.status;
+    if status.is_server_error() {
+        return Err(UpstreamError::Status(status.as_u16()));
+    }
+    if !status.is_success() {
+        let error = answer
+            .json::<ErrorResponse>()
+            .map(|e| e.error.chars().take(64).collect())
+            .unwrap_or_else(|_| format!("status {}", status.as_u16()));
+        return Ok(Err(TokenError::Rejected { error }));
+    }
+    let token: TokenResponse = answer.json()?;
+    if token
+        .token_type
+        .as_deref()
+        .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+    {
+        return Ok(Err(TokenError::Malformed));
+    }
+    let Ok(mut value) = http::HeaderValue::try_from(format!("Bearer {}", token.access_token))
+    else {
+        return Ok(Err(TokenError::Malformed));
+    };
+    value.set_sensitive(true);
+    Ok(Ok(AccessToken {
+        value,
+        // Without expires_in, assume an hour (RFC 6749 leaves it to the server).
+        lifetime: Duration::from_secs(token.expires_in.unwrap_or(3600)),
+    }))
 }
 
 /// RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encoding.
@@ -397,15 +400,4 @@ fn jti() -> String {
         h.finish(),
         COUNTER.load(Ordering::Relaxed)
     )
-}
-
-/// A transport error without its URL.
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        "request failed".into()
-    }
 }

@@ -1,35 +1,56 @@
 //! [`CredentialSource`]: where a credential is read from, and the checks every tollgate crate
-//! applies before looking at it (one copy only, a length cap, a safe charset).
+//! applies before looking at it (one copy only, a length cap, a safe charset); [`Credential`],
+//! what it finds.
 
+use std::borrow::Cow;
+use std::ops::Deref;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{AUTHORIZATION, COOKIE};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
-use crate::AuthError;
+use crate::{AuthError, Challenge};
 
 /// Where to find a credential in a request, and how long it may be.
 ///
 /// A source has one or more locations: the `Authorization: Bearer` header (RFC 6750 §2.1),
-/// a named header such as `x-api-key`, or a named cookie. A request that carries the
-/// credential in two locations, or twice in one, is malformed (400 `invalid_request`,
-/// RFC 6750 §2). The length cap is checked before any other work, so an oversized credential
-/// costs nothing. A credential is never copied: [`find`](Self::find) borrows it.
+/// a named header such as `x-api-key`, a named cookie, or a named query parameter
+/// (RFC 6750 §2.3; opt-in, see [`query`](Self::query)). A request that carries the credential
+/// in two locations, or twice in one, is malformed (400 `invalid_request`, RFC 6750 §2). The
+/// length cap is checked before any other work, so an oversized credential costs nothing.
+///
+/// The [`AuthLayer`](crate::AuthLayer) reads an authenticator's source
+/// ([`Authenticator::credential_source`](crate::Authenticator::credential_source)) to mark
+/// the credential sensitive, to strip it, to tell "no credential at all" from "a credential
+/// nobody here accepts", and to derive the challenges of a 401.
 ///
 /// ```
-/// use http::{HeaderMap, HeaderValue};
-/// use tollgate_core::CredentialSource;
+/// use http::Request;
+/// use tollgate_core::{CredentialSource, Via};
 ///
 /// let source = CredentialSource::bearer().max_len(64);
-/// let mut headers = HeaderMap::new();
-/// headers.insert("authorization", HeaderValue::from_static("bearer abc.def-ghi"));
-/// assert_eq!(source.find(&headers).unwrap(), Some("abc.def-ghi"));
+/// let (parts, ()) = Request::builder()
+///     .header("authorization", "bearer abc.def-ghi")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// let found = source.find(&parts).unwrap().unwrap();
+/// assert_eq!(found.as_str(), "abc.def-ghi");
+/// assert_eq!(found.via(), Via::Bearer);
 ///
-/// headers.insert("authorization", HeaderValue::from_static("Basic dXNlcg=="));
-/// assert_eq!(source.find(&headers).unwrap(), None); // not a bearer credential
+/// let (parts, ()) = Request::builder()
+///     .header("authorization", "Basic dXNlcg==")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// assert!(source.find(&parts).unwrap().is_none()); // not a bearer credential
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialSource {
     locations: Vec<Location>,
-    max_len: usize,
+    max_len: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,16 +58,108 @@ enum Location {
     Bearer,
     Header(HeaderName),
     Cookie(Box<str>),
+    Query(Box<str>),
 }
 
-/// The default length cap, in bytes.
-pub const DEFAULT_MAX_LEN: usize = 4096;
+/// How a found credential was carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Via {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// A named header.
+    Header,
+    /// A named cookie.
+    Cookie,
+    /// A query parameter.
+    Query,
+}
+
+/// The length cap of a source that sets none, in bytes. Authenticators apply their own
+/// (API keys 512, JWTs 8 KiB) when the source they are given has none.
+pub const DEFAULT_MAX_CREDENTIAL_LEN: usize = 4096;
+
+/// A credential found in a request by a [`CredentialSource`]: already checked for length and
+/// charset. Borrowed from the request (a query parameter is decoded, and owned, only when it
+/// was percent-encoded). Dereferences to `str`; `Debug` never shows it.
+pub struct Credential<'r> {
+    value: Cow<'r, str>,
+    via: Via,
+}
+
+impl Credential<'_> {
+    /// The credential.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    /// How it was carried.
+    pub fn via(&self) -> Via {
+        self.via
+    }
+
+    /// Whether it has the shape of a JWT (see [`is_jwt_shaped`]).
+    pub fn is_jwt_shaped(&self) -> bool {
+        is_jwt_shaped(&self.value)
+    }
+}
+
+impl Deref for Credential<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.value
+    }
+}
+
+impl std::fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("via", &self.via)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `token` has the shape of a compact JWS: three base64url parts (the third may be
+/// empty) whose first decodes to a JSON object. Nothing is verified and nothing but the header
+/// is decoded; this is what lets an API-key or introspection authenticator leave JWTs to the
+/// JWT authenticator, and the JWT authenticator leave opaque tokens to the others.
+///
+/// ```
+/// use tollgate_core::is_jwt_shaped;
+///
+/// assert!(is_jwt_shaped("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"));
+/// assert!(!is_jwt_shaped("sk_live_0123456789"));
+/// assert!(!is_jwt_shaped("a.b.c"));            // "a" is no JSON header
+/// assert!(!is_jwt_shaped("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0")); // two parts
+/// ```
+pub fn is_jwt_shaped(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let b64url = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if header.is_empty() || payload.is_empty() || !b64url(payload) || !b64url(signature) {
+        return false;
+    }
+    // A JOSE header is small; a long first part is not worth decoding to find out.
+    if header.len() > 1024 {
+        return false;
+    }
+    let Ok(decoded) = URL_SAFE_NO_PAD.decode(header) else {
+        return false;
+    };
+    let text = decoded.trim_ascii();
+    text.first() == Some(&b'{') && text.last() == Some(&b'}')
+}
 
 impl CredentialSource {
     fn at(location: Location) -> Self {
         CredentialSource {
             locations: vec![location],
-            max_len: DEFAULT_MAX_LEN,
+            max_len: None,
         }
     }
 
@@ -67,6 +180,19 @@ impl CredentialSource {
         Self::at(Location::Cookie(name.into()))
     }
 
+    /// A query parameter, such as RFC 6750 §2.3's `access_token`, for clients that cannot
+    /// set headers (browser WebSocket and EventSource). Opt-in only, and with risks: URLs end
+    /// up in proxy and server logs, browser history and `Referer` headers, so a token sent
+    /// this way should be short-lived. The layer removes the parameter from the URI before
+    /// the inner service (and any logger behind the layer) sees the request, and adds
+    /// `Cache-Control: private` to successful answers that lack a `Cache-Control`
+    /// (RFC 6750 §2.3); loggers *in front of* the layer still see it.
+    ///
+    /// The value is form-decoded (`%2B` is `+`); it must then be a b64token.
+    pub fn query(name: impl Into<Box<str>>) -> Self {
+        Self::at(Location::Query(name.into()))
+    }
+
     /// Also accepts `Authorization: Bearer`.
     pub fn also_bearer(self) -> Self {
         self.also(Location::Bearer)
@@ -82,6 +208,24 @@ impl CredentialSource {
         self.also(Location::Cookie(name.into()))
     }
 
+    /// Also accepts the named query parameter (see [`query`](Self::query)).
+    pub fn also_query(self, name: impl Into<Box<str>>) -> Self {
+        self.also(Location::Query(name.into()))
+    }
+
+    /// Every location of `self` and of `other`; the cap is the larger of the two. This is
+    /// what two authenticators side by side ([`Or`](crate::Or)) read between them.
+    pub fn union(mut self, other: &CredentialSource) -> Self {
+        for location in &other.locations {
+            self = self.also(location.clone());
+        }
+        self.max_len = match (self.max_len, other.max_len) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+
     fn also(mut self, location: Location) -> Self {
         if !self.locations.contains(&location) {
             self.locations.push(location);
@@ -89,88 +233,151 @@ impl CredentialSource {
         self
     }
 
-    /// Sets the largest credential accepted, in bytes (default: [`DEFAULT_MAX_LEN`]).
-    /// A longer one is rejected as `invalid_token` before anything else looks at it.
+    /// Sets the largest credential accepted, in bytes (default: the authenticator's own,
+    /// else [`DEFAULT_MAX_CREDENTIAL_LEN`]). A longer one is refused as `invalid_token` before
+    /// anything else looks at it.
     pub fn max_len(mut self, max_len: usize) -> Self {
-        self.max_len = max_len;
+        self.max_len = Some(max_len);
         self
     }
 
-    /// The configured length cap.
-    pub fn max_len_value(&self) -> usize {
-        self.max_len
+    /// Sets the cap to `max_len` unless one was set: how an authenticator applies its own
+    /// default to the source it is given.
+    pub fn max_len_if_unset(mut self, max_len: usize) -> Self {
+        self.max_len.get_or_insert(max_len);
+        self
     }
 
-    /// Finds the credential: `Ok(None)` when the request carries none, `Err` when what it
+    /// The cap in force, in bytes.
+    pub fn length_limit(&self) -> usize {
+        self.max_len.unwrap_or(DEFAULT_MAX_CREDENTIAL_LEN)
+    }
+
+    /// Whether the source reads `Authorization: Bearer`.
+    pub fn reads_bearer(&self) -> bool {
+        self.locations.contains(&Location::Bearer)
+    }
+
+    /// Finds the credential: `Ok(None)` when the request carries none here, `Err` when what it
     /// carries is malformed (`invalid_request`) or too long (`invalid_token`).
-    pub fn find<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, AuthError> {
-        let mut found = None;
+    pub fn find<'r>(&self, parts: &'r Parts) -> Result<Option<Credential<'r>>, AuthError> {
+        let mut found: Option<Credential<'r>> = None;
         for location in &self.locations {
             let here = match location {
-                Location::Bearer => self.bearer_in(headers)?,
-                Location::Header(name) => self.header_in(headers, name)?,
-                Location::Cookie(name) => self.cookie_in(headers, name)?,
+                Location::Bearer => self.bearer_in(&parts.headers)?.map(|v| (v, Via::Bearer)),
+                Location::Header(name) => self
+                    .header_in(&parts.headers, name)?
+                    .map(|v| (v, Via::Header)),
+                Location::Cookie(name) => self
+                    .cookie_in(&parts.headers, name)?
+                    .map(|v| (v, Via::Cookie)),
+                Location::Query(name) => self.query_in(&parts.uri, name)?.map(|v| (v, Via::Query)),
             };
-            if here.is_some() {
+            if let Some((value, via)) = here {
                 if found.is_some() {
                     return Err(AuthError::invalid_request(
                         "the credential was sent in more than one way",
                     ));
                 }
-                found = here;
+                found = Some(Credential { value, via });
             }
         }
         Ok(found)
     }
 
+    /// Whether the request carries anything in one of these locations, valid or not (an
+    /// `Authorization` header of another scheme does not count). The layer's optional mode
+    /// lets a request through anonymously only when this is false.
+    pub fn is_present(&self, parts: &Parts) -> bool {
+        self.locations.iter().any(|location| match location {
+            Location::Bearer => parts
+                .headers
+                .get_all(AUTHORIZATION)
+                .iter()
+                .any(|v| scheme_is(v.as_bytes(), b"bearer")),
+            Location::Header(name) => parts.headers.contains_key(name),
+            Location::Cookie(name) => cookie_pairs(&parts.headers).any(|(k, _)| k == name.as_bytes()),
+            Location::Query(name) => query_pairs(&parts.uri).any(|(k, _)| k == name.as_bytes()),
+        })
+    }
+
     /// Marks every header that may carry the credential as sensitive (so `Debug` and
-    /// tower-http's tracing never print it), and removes the credential when `strip` is set.
-    pub fn guard(&self, headers: &mut HeaderMap, strip: bool) {
+    /// tower-http's tracing never print it), removes the credential when `strip` is set, and
+    /// always removes a query credential from the URI. Called by the layer once a request is
+    /// authenticated.
+    pub fn guard(&self, parts: &mut Parts, strip: bool) {
         for location in &self.locations {
             match location {
                 Location::Bearer if strip => {
-                    if self.bearer_in(headers).ok().flatten().is_some() {
-                        headers.remove(AUTHORIZATION);
+                    if self.bearer_in(&parts.headers).ok().flatten().is_some() {
+                        parts.headers.remove(AUTHORIZATION);
                     }
                 }
                 Location::Header(name) if strip => {
-                    headers.remove(name);
+                    parts.headers.remove(name);
                 }
-                Location::Cookie(name) if strip => strip_cookie(headers, name),
-                Location::Bearer => mark_sensitive(headers, &AUTHORIZATION),
-                Location::Header(name) => mark_sensitive(headers, name),
-                Location::Cookie(_) => mark_sensitive(headers, &COOKIE),
+                Location::Cookie(name) if strip => strip_cookie(&mut parts.headers, name),
+                Location::Bearer => mark_sensitive(&mut parts.headers, &AUTHORIZATION),
+                Location::Header(name) => mark_sensitive(&mut parts.headers, name),
+                Location::Cookie(_) => mark_sensitive(&mut parts.headers, &COOKIE),
+                Location::Query(name) => strip_query(&mut parts.uri, name),
             }
         }
     }
 
-    fn bearer_in<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, AuthError> {
+    /// Whether `Cache-Control: private` is owed on a success (a query credential was used).
+    pub(crate) fn used_query(&self, parts: &Parts) -> bool {
+        self.locations.iter().any(|location| match location {
+            Location::Query(name) => query_pairs(&parts.uri).any(|(k, _)| k == name.as_bytes()),
+            _ => false,
+        })
+    }
+
+    /// The challenges a 401 names for these locations: `Bearer` for the `Authorization`
+    /// header and the query, `ApiKey` with the header's name for each header; cookies name
+    /// none (a browser session has no challenge scheme).
+    pub fn challenges(&self) -> Vec<Challenge> {
+        let mut out: Vec<Challenge> = Vec::new();
+        for location in &self.locations {
+            let challenge = match location {
+                Location::Bearer | Location::Query(_) => Challenge::bearer(),
+                Location::Header(name) => Challenge::api_key(name),
+                Location::Cookie(_) => continue,
+            };
+            if !out.contains(&challenge) {
+                out.push(challenge);
+            }
+        }
+        out
+    }
+
+    fn bearer_in<'h>(&self, headers: &'h HeaderMap) -> Result<Option<Cow<'h, str>>, AuthError> {
         let Some(value) = single(headers, &AUTHORIZATION)? else {
             return Ok(None);
         };
         let bytes = value.as_bytes();
-        let scheme_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
-        if !bytes[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        if !scheme_is(bytes, b"bearer") {
             // Another scheme (Basic, Digest...) is not a bearer credential.
             return Ok(None);
         }
+        let scheme_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
         self.check(
             trim_spaces(&bytes[scheme_end..]),
             is_b64token,
             "the bearer token has characters outside the b64token syntax",
         )
-        .map(Some)
+        .map(|v| Some(Cow::Borrowed(v)))
     }
 
     fn header_in<'h>(
         &self,
         headers: &'h HeaderMap,
         name: &HeaderName,
-    ) -> Result<Option<&'h str>, AuthError> {
+    ) -> Result<Option<Cow<'h, str>>, AuthError> {
         match single(headers, name)? {
             Some(value) => self
                 .check(trim_spaces(value.as_bytes()), is_visible, NOT_VISIBLE)
-                .map(Some),
+                .map(|v| Some(Cow::Borrowed(v))),
             None => Ok(None),
         }
     }
@@ -179,7 +386,7 @@ impl CredentialSource {
         &self,
         headers: &'h HeaderMap,
         name: &str,
-    ) -> Result<Option<&'h str>, AuthError> {
+    ) -> Result<Option<Cow<'h, str>>, AuthError> {
         let mut found = None;
         for pair in cookie_pairs(headers) {
             if pair.0 == name.as_bytes() {
@@ -192,8 +399,38 @@ impl CredentialSource {
             }
         }
         found
-            .map(|v| self.check(v, is_visible, NOT_VISIBLE))
+            .map(|v| self.check(v, is_visible, NOT_VISIBLE).map(Cow::Borrowed))
             .transpose()
+    }
+
+    fn query_in<'u>(&self, uri: &'u Uri, name: &str) -> Result<Option<Cow<'u, str>>, AuthError> {
+        let mut found = None;
+        for (key, value) in query_pairs(uri) {
+            if key == name.as_bytes() {
+                if found.is_some() {
+                    return Err(AuthError::invalid_request(
+                        "the credential parameter was sent more than once",
+                    ));
+                }
+                found = Some(value);
+            }
+        }
+        let Some(raw) = found else { return Ok(None) };
+        // Length first, on the raw form (decoding only shrinks it).
+        if raw.len() > self.length_limit().saturating_mul(3) {
+            return Err(AuthError::invalid_token("the credential is too long"));
+        }
+        let complaint = "the token parameter has characters outside the b64token syntax";
+        if !raw.contains(&b'%') {
+            return self
+                .check(raw, is_b64token, complaint)
+                .map(|v| Some(Cow::Borrowed(v)));
+        }
+        let decoded = percent_decode(raw)
+            .ok_or_else(|| AuthError::invalid_request("the token parameter is badly encoded"))?;
+        self.check(&decoded, is_b64token, complaint)?;
+        // `check` proved it ASCII.
+        Ok(Some(Cow::Owned(String::from_utf8(decoded).unwrap_or_default())))
     }
 
     /// The checks every credential passes: length first, then not empty, then the characters
@@ -205,7 +442,7 @@ impl CredentialSource {
         allowed: impl Fn(u8) -> bool,
         complaint: &'static str,
     ) -> Result<&'h str, AuthError> {
-        if credential.len() > self.max_len {
+        if credential.len() > self.length_limit() {
             return Err(AuthError::invalid_token("the credential is too long"));
         }
         if credential.is_empty() {
@@ -217,6 +454,12 @@ impl CredentialSource {
         std::str::from_utf8(credential)
             .map_err(|_| AuthError::invalid_request("the credential is not valid text"))
     }
+}
+
+/// Whether an `Authorization` value starts with `scheme` (lowercase), case-insensitively.
+fn scheme_is(value: &[u8], scheme: &[u8]) -> bool {
+    let end = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
+    value[..end].eq_ignore_ascii_case(scheme)
 }
 
 /// The one value of header `name`, `None` if absent, `invalid_request` if repeated.
@@ -276,6 +519,36 @@ fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
         })
 }
 
+/// `(name, raw value)` pairs of the query string (names compared undecoded: credential
+/// parameter names are plain ASCII).
+fn query_pairs(uri: &Uri) -> impl Iterator<Item = (&[u8], &[u8])> {
+    uri.query()
+        .unwrap_or_default()
+        .as_bytes()
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &b""[..]),
+        })
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed one.
+fn percent_decode(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.iter();
+    while let Some(&b) = bytes.next() {
+        if b == b'%' {
+            let hex = |b: Option<&u8>| (*b? as char).to_digit(16);
+            let (hi, lo) = (hex(bytes.next())?, hex(bytes.next())?);
+            out.push((hi * 16 + lo) as u8);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
 fn mark_sensitive(headers: &mut HeaderMap, name: &HeaderName) {
     // Unless some header is repeated (then `len` exceeds `keys_len`), `name` has at most one
     // value, and `get_mut` reaches it without the entry API's reservation work.
@@ -310,5 +583,64 @@ fn strip_cookie(headers: &mut HeaderMap, name: &str) {
     if let Ok(mut value) = HeaderValue::from_bytes(&joined) {
         value.set_sensitive(true);
         headers.insert(COOKIE, value);
+    }
+}
+
+/// Rewrites the URI without the query parameter `name`, keeping the others.
+fn strip_query(uri: &mut Uri, name: &str) {
+    let Some(query) = uri.query() else { return };
+    if !query_pairs(uri).any(|(k, _)| k == name.as_bytes()) {
+        return;
+    }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(name))
+        .collect();
+    let path_and_query = match kept.is_empty() {
+        true => uri.path().to_owned(),
+        false => format!("{}?{}", uri.path(), kept.join("&")),
+    };
+    let mut parts = std::mem::take(uri).into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    if let Ok(rebuilt) = Uri::from_parts(parts) {
+        *uri = rebuilt;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str) -> Parts {
+        http::Request::builder()
+            .uri(uri)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn query_tokens_are_decoded_and_stripped() {
+        let source = CredentialSource::query("access_token");
+        let p = parts("/ws?room=1&access_token=a%2Bb%3D&x=2");
+        assert_eq!(source.find(&p).unwrap().unwrap().as_str(), "a+b=");
+        assert!(parts("/ws?access_token=%zz").uri.query().is_some());
+        assert!(source.find(&parts("/ws?access_token=%zz")).is_err());
+        assert!(source.find(&parts("/ws?access_token=a&access_token=b")).is_err());
+        let mut p = parts("/ws?room=1&access_token=abc&x=2");
+        source.guard(&mut p, false);
+        assert_eq!(p.uri, "/ws?room=1&x=2");
+        let mut p = parts("/ws?access_token=abc");
+        source.guard(&mut p, false);
+        assert_eq!(p.uri, "/ws");
+    }
+
+    #[test]
+    fn jwt_shape() {
+        assert!(is_jwt_shaped("eyJhbGciOiJub25lIn0.e30."));
+        assert!(!is_jwt_shaped("eyJhbGciOiJub25lIn0..sig"));
+        assert!(!is_jwt_shaped("eyJhbGciOiJub25lIn0.e30.a.b"));
+        assert!(!is_jwt_shaped("W10.e30.sig")); // `[]` is not an object
     }
 }

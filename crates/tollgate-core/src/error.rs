@@ -64,12 +64,40 @@ impl ErrorKind {
             other => other.challenge_code().unwrap_or("unauthorized"),
         }
     }
+
+    /// The kind whose [`code`](Self::code) is `code`.
+    pub fn from_code(code: &str) -> Option<Self> {
+        [
+            ErrorKind::MissingCredential,
+            ErrorKind::InvalidRequest,
+            ErrorKind::InvalidToken,
+            ErrorKind::InsufficientScope,
+            ErrorKind::RateLimited,
+            ErrorKind::Unavailable,
+        ]
+        .into_iter()
+        .find(|kind| kind.code() == code)
+    }
+}
+
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        ErrorKind::from_code(&code).ok_or_else(|| serde::de::Error::custom("unknown error kind"))
+    }
 }
 
 /// Why a request was not authenticated or not authorized.
 ///
 /// Built only from fixed descriptions chosen by tollgate or by the code that rejects: a
 /// credential is never part of an `AuthError`, so rendering or logging one cannot leak it.
+/// Round-trips through serde (a shared verdict cache stores refusals).
 ///
 /// ```
 /// use tollgate_core::{AuthError, ErrorKind};
@@ -80,12 +108,14 @@ impl ErrorKind {
 /// assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
 /// assert_eq!(err.to_string(), "invalid_token: the token has expired");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{}: {}", .kind.code(), .description)]
 pub struct AuthError {
     kind: ErrorKind,
     description: Cow<'static, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     retry_after: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<Scopes>,
 }
 

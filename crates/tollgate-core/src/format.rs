@@ -1,41 +1,36 @@
-//! How an [`AuthError`] becomes a response: the [`ErrorFormat`] seam and its default,
-//! [`Rfc6750`].
+//! How an [`AuthError`] becomes a response body: the [`ErrorFormat`] seam, its default
+//! [`Rfc6750`], and [`JsonEnvelope`] for an API's own JSON errors.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Response};
 
 use crate::AuthError;
 
-/// Turns an [`AuthError`] into a response. Set one on the
-/// [`AuthLayer`](crate::AuthLayer) to answer in your API's own error envelope; every tollgate
-/// rejection behind that layer (the layer itself, scope layers, axum extractors) uses it.
+/// Shapes the body of a refusal. Set one on the [`AuthLayer`](crate::AuthLayer) to answer in
+/// your API's own error envelope; every tollgate refusal behind that layer (the layer itself,
+/// scope layers, axum extractors) uses it.
 ///
-/// The status must stay [`AuthError::status`]: that is where tollgate decides it. Closures
-/// `Fn(&AuthError) -> Response<Bytes>` implement this trait.
+/// A format shapes the body and may set headers; the layer then sets the status
+/// ([`AuthError::status`], whatever the format says) and keeps the standard headers the
+/// format did not set itself: `WWW-Authenticate` (the authenticator's challenges),
+/// `Retry-After` (429 and 503), and `Content-Type` (`application/json` for a body that looks
+/// like JSON, `text/plain` otherwise). Closures `Fn(&AuthError) -> Response<Bytes>` are
+/// formats; for the common case, a JSON envelope, use [`JsonEnvelope`].
 ///
 /// ```
 /// use bytes::Bytes;
 /// use http::Response;
-/// use tollgate_core::{AuthError, ErrorFormat, Rfc6750};
+/// use tollgate_core::{AuthError, ErrorFormat};
 ///
-/// let rfc = Rfc6750::new().realm("orders");
-/// let envelope = move |err: &AuthError| {
-///     let mut res = Response::new(Bytes::from(format!(r#"{{"problem":"{}"}}"#, err.kind().code())));
-///     *res.status_mut() = err.status();
-///     if let Some(challenge) = rfc.challenge(err) {
-///         res.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
-///     }
-///     res
-/// };
-/// let res = envelope.render(&AuthError::invalid_token("expired"));
-/// assert_eq!(res.status(), 401);
-/// assert_eq!(res.body(), &Bytes::from_static(br#"{"problem":"invalid_token"}"#));
+/// let plain = |err: &AuthError| Response::new(Bytes::from(err.description().to_owned()));
+/// let res = plain.render(&AuthError::invalid_token("expired"));
+/// assert_eq!(res.body(), "expired");
 /// ```
 pub trait ErrorFormat: Send + Sync + 'static {
-    /// The response for `error`.
+    /// The response for `error`: its body, and any header the format sets itself.
     fn render(&self, error: &AuthError) -> Response<Bytes>;
 }
 
@@ -48,8 +43,9 @@ where
     }
 }
 
-/// The default format: RFC 6750 §3 challenges and a small JSON body
-/// `{"error": "...", "error_description": "..."}`.
+/// The default format: the JSON body of RFC 6749 §5.2 / RFC 6750 §3,
+/// `{"error": "...", "error_description": "..."}`, with the error codes of
+/// [`ErrorKind::code`](crate::ErrorKind::code). The layer adds the challenge:
 ///
 /// - no credential: `401`, `WWW-Authenticate: Bearer realm="api"` (no error code);
 /// - bad credential: `401`, `Bearer realm="api", error="invalid_token", error_description="…"`;
@@ -58,98 +54,71 @@ where
 /// - rate limited: `429` with `Retry-After`; verifier unreachable: `503` with `Retry-After`.
 ///
 /// ```
-/// use tollgate_core::{AuthError, ErrorFormat, Rfc6750, Scopes};
+/// use tollgate_core::{AuthError, ErrorFormat, Rfc6750};
 ///
-/// let res = Rfc6750::new().render(&AuthError::insufficient_scope(Scopes::from(["orders:write"])));
-/// assert_eq!(res.status(), 403);
+/// let res = Rfc6750.render(&AuthError::invalid_token("the token has expired"));
 /// assert_eq!(
-///     res.headers()["www-authenticate"],
-///     r#"Bearer realm="api", error="insufficient_scope", error_description="the credential does not grant the scope this request needs", scope="orders:write""#
+///     res.body(),
+///     r#"{"error":"invalid_token","error_description":"the token has expired"}"#
 /// );
+/// assert_eq!(res.headers()["content-type"], "application/json");
 /// ```
-#[derive(Debug, Clone)]
-pub struct Rfc6750 {
-    realm: Box<str>,
-    resource_metadata: Option<Box<str>>,
-}
-
-impl Default for Rfc6750 {
-    fn default() -> Self {
-        Rfc6750 {
-            realm: "api".into(),
-            resource_metadata: None,
-        }
-    }
-}
-
-impl Rfc6750 {
-    /// The default: realm `"api"`, no resource metadata.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the `realm` of the challenge (default: `"api"`).
-    pub fn realm(mut self, realm: impl Into<Box<str>>) -> Self {
-        self.realm = realm.into();
-        self
-    }
-
-    /// Adds `resource_metadata="<url>"` to every challenge (RFC 9728 §5.1; default: none).
-    pub fn resource_metadata(mut self, url: impl Into<Box<str>>) -> Self {
-        self.resource_metadata = Some(url.into());
-        self
-    }
-
-    /// The `WWW-Authenticate` value for `error`, or `None` for errors that are not challenges
-    /// (rate limits and outages). Useful to custom formats that keep RFC 6750 headers.
-    pub fn challenge(&self, error: &AuthError) -> Option<HeaderValue> {
-        if error.status() != 401 && error.status() != 403 && error.status() != 400 {
-            return None;
-        }
-        let mut out = String::with_capacity(96);
-        out.push_str("Bearer realm=");
-        push_quoted(&mut out, &self.realm);
-        if let Some(code) = error.kind().challenge_code() {
-            out.push_str(", error=");
-            push_quoted(&mut out, code);
-            out.push_str(", error_description=");
-            push_quoted(&mut out, error.description());
-        }
-        if let Some(scope) = error.scope() {
-            out.push_str(", scope=");
-            push_quoted(&mut out, &scope.to_string());
-        }
-        if let Some(url) = &self.resource_metadata {
-            out.push_str(", resource_metadata=");
-            push_quoted(&mut out, url);
-        }
-        HeaderValue::from_str(&out).ok()
-    }
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rfc6750;
 
 impl ErrorFormat for Rfc6750 {
     fn render(&self, error: &AuthError) -> Response<Bytes> {
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            error: &'static str,
-            error_description: &'a str,
-        }
-        let body = serde_json::to_vec(&Body {
-            error: error.kind().code(),
-            error_description: error.description(),
+        JsonEnvelope::new(|error: &AuthError| {
+            serde_json::json!({
+                "error": error.kind().code(),
+                "error_description": error.description(),
+            })
         })
-        .unwrap_or_default();
+        .render(error)
+    }
+}
+
+/// A JSON error envelope from a closure: the body is the closure's value, `Content-Type` is
+/// `application/json`, and the layer adds the status and standard headers as for any format.
+///
+/// ```
+/// use tollgate_core::{AuthError, AuthLayer, ErrorFormat, JsonEnvelope};
+///
+/// let envelope = JsonEnvelope::new(|err: &AuthError| serde_json::json!({
+///     "problem": { "code": err.kind().code(), "detail": err.description() }
+/// }));
+/// let res = envelope.render(&AuthError::invalid_token("expired"));
+/// assert_eq!(res.body(), r#"{"problem":{"code":"invalid_token","detail":"expired"}}"#);
+/// ```
+#[derive(Clone)]
+pub struct JsonEnvelope<F>(F);
+
+impl<F> JsonEnvelope<F>
+where
+    F: Fn(&AuthError) -> serde_json::Value + Send + Sync + 'static,
+{
+    /// An envelope made by `f`.
+    pub fn new(f: F) -> Self {
+        JsonEnvelope(f)
+    }
+}
+
+impl<F> ErrorFormat for JsonEnvelope<F>
+where
+    F: Fn(&AuthError) -> serde_json::Value + Send + Sync + 'static,
+{
+    fn render(&self, error: &AuthError) -> Response<Bytes> {
+        let body = serde_json::to_vec(&(self.0)(error)).unwrap_or_default();
         let mut res = Response::new(Bytes::from(body));
-        *res.status_mut() = error.status();
-        let headers = res.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(challenge) = self.challenge(error) {
-            headers.insert(WWW_AUTHENTICATE, challenge);
-        }
-        if let Some(after) = error.retry_after() {
-            headers.insert(RETRY_AFTER, retry_after_value(after));
-        }
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         res
+    }
+}
+
+impl<F> std::fmt::Debug for JsonEnvelope<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonEnvelope").finish_non_exhaustive()
     }
 }
 
@@ -157,17 +126,4 @@ impl ErrorFormat for Rfc6750 {
 pub fn retry_after_value(after: Duration) -> HeaderValue {
     let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
     HeaderValue::from(secs.max(1))
-}
-
-/// Appends `value` as an RFC 9110 quoted-string. Characters RFC 6750 §3 does not allow in
-/// auth-param values (`"`, `\`, controls, non-ASCII) are dropped rather than escaped, so the
-/// result is valid under both grammars.
-fn push_quoted(out: &mut String, value: &str) {
-    out.push('"');
-    out.extend(
-        value
-            .chars()
-            .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\'),
-    );
-    out.push('"');
 }

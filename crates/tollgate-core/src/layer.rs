@@ -7,52 +7,60 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::{Method, Request, Response, header};
+use http::header::CACHE_CONTROL;
+use http::{HeaderValue, Method, Request, Response, header};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::settings::SettingsHandle;
-use crate::{AuthSettings, Authenticator, ErrorFormat, ErrorKind, ScopePolicy};
+use crate::{
+    AuthBody, AuthError, AuthSettings, Authenticator, CredentialSource, ErrorFormat, ScopePolicy,
+};
 
 /// A tower layer that authenticates requests with an [`Authenticator`].
 ///
-/// On success the [`Principal`](crate::Principal) goes into the request extensions and the
-/// inner service is called. On failure the error is answered in the configured
-/// [`ErrorFormat`] and the inner service is never called.
+/// On success the [`Principal`](crate::Principal) goes into the request extensions, the
+/// credential is marked sensitive (or stripped), and the inner service is called. On failure
+/// the error is answered in the configured [`ErrorFormat`], with the authenticator's
+/// challenges, and the inner service is never called. A request whose credential no
+/// authenticator takes (a bearer token on an API-key route) is refused as `invalid_token`.
 ///
-/// Works with any `Service<http::Request<B>, Response = http::Response<R>>` whose response
-/// body can be made from [`Bytes`] (axum's `Body`, `http_body_util::Full<Bytes>`, ...).
+/// Works with any `Service<http::Request<B>, Response = http::Response<R>>`: responses come
+/// back as `Response<`[`AuthBody`]`<R>>` (the inner body untouched, or a refusal's), which
+/// axum, hyper and tonic all serve.
 ///
 /// ```
 /// use std::convert::Infallible;
 /// use bytes::Bytes;
 /// use http::{Request, Response};
+/// use http_body_util::Full;
 /// use tower::{ServiceBuilder, ServiceExt};
-/// use tollgate_core::{AuthError, AuthLayer, Authenticator, Principal};
+/// use tollgate_core::{AuthError, AuthLayer, Authenticator, CredentialSource, Principal};
 /// # struct Nobody;
 /// # impl Authenticator for Nobody {
-/// #     async fn authenticate(&self, _: &http::request::Parts) -> Result<Principal, AuthError> {
-/// #         Err(AuthError::missing_credential())
+/// #     async fn authenticate(&self, _: &http::request::Parts) -> Result<Option<Principal>, AuthError> {
+/// #         Ok(None)
 /// #     }
+/// #     fn credential_source(&self) -> CredentialSource { CredentialSource::bearer() }
 /// # }
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let service = ServiceBuilder::new()
-///     .layer(AuthLayer::new(Nobody))
+///     .layer(AuthLayer::new(Nobody).realm("orders"))
 ///     .service_fn(|_req: Request<()>| async {
-///         Ok::<_, Infallible>(Response::new(Bytes::from("secret")))
+///         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("secret"))))
 ///     });
 /// let res = service.oneshot(Request::new(())).await.unwrap();
 /// assert_eq!(res.status(), 401);
-/// assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="api""#);
+/// assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="orders""#);
 /// # }
 /// ```
 pub struct AuthLayer<A> {
     authenticator: Arc<A>,
+    source: CredentialSource,
     options: Options,
-    settings: Option<Arc<AuthSettings>>,
+    settings: AuthSettings,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,14 +73,18 @@ struct Options {
 /// What every clone of one [`AuthService`] shares.
 struct Shared<A> {
     authenticator: Arc<A>,
+    source: CredentialSource,
     options: Options,
-    settings: Option<Arc<AuthSettings>>,
+    settings: Arc<AuthSettings>,
+    /// Whether the settings differ from the defaults, so the code behind needs them.
+    insert_settings: bool,
 }
 
 impl<A> Clone for AuthLayer<A> {
     fn clone(&self) -> Self {
         AuthLayer {
             authenticator: self.authenticator.clone(),
+            source: self.source.clone(),
             options: self.options,
             settings: self.settings.clone(),
         }
@@ -90,10 +102,13 @@ impl<A> fmt::Debug for AuthLayer<A> {
 impl<A: Authenticator> AuthLayer<A> {
     /// Requires every request to be authenticated by `authenticator`.
     pub fn new(authenticator: A) -> Self {
+        let mut settings = AuthSettings::defaults_with_default_format();
+        settings.set_challenges(authenticator.challenges());
         AuthLayer {
+            source: authenticator.credential_source(),
             authenticator: Arc::new(authenticator),
             options: Options::default(),
-            settings: None,
+            settings,
         }
     }
 
@@ -103,15 +118,9 @@ impl<A: Authenticator> AuthLayer<A> {
         &self.authenticator
     }
 
-    fn with_settings(mut self, f: impl FnOnce(&mut AuthSettings)) -> Self {
-        let settings = self.settings.get_or_insert_with(Default::default);
-        f(Arc::make_mut(settings));
-        self
-    }
-
     /// Lets requests that carry **no** credential through, without a `Principal`
-    /// (default: off, they get 401). A credential that is present but invalid is still
-    /// rejected. Handlers then use `Option<Principal>`.
+    /// (default: off, they get 401). A credential that is present but invalid, or of a kind
+    /// no authenticator here takes, is still refused. Handlers then use `Option<Principal>`.
     pub fn optional(mut self) -> Self {
         self.options.optional = true;
         self
@@ -131,17 +140,32 @@ impl<A: Authenticator> AuthLayer<A> {
         self
     }
 
-    /// Answers errors in `format` instead of [`Rfc6750`](crate::Rfc6750) (default). Honored
-    /// by every tollgate check behind this layer.
-    pub fn error_format(self, format: impl ErrorFormat) -> Self {
-        let format: Arc<dyn ErrorFormat> = Arc::new(format);
-        self.with_settings(|settings| settings.set_format(format))
+    /// Shapes refusal bodies with `format` instead of [`Rfc6750`](crate::Rfc6750) (default).
+    /// Honored by every tollgate check behind this layer; the status and the standard
+    /// headers are kept unless the format sets them (see [`ErrorFormat`]).
+    pub fn error_format(mut self, format: impl ErrorFormat) -> Self {
+        self.settings.set_format(Arc::new(format));
+        self
     }
 
     /// Matches scopes by `policy` instead of exactly (default: [`ScopePolicy::exact`]).
     /// Honored by every scope check behind this layer.
-    pub fn scope_policy(self, policy: ScopePolicy) -> Self {
-        self.with_settings(|settings| settings.set_scope_policy(policy))
+    pub fn scope_policy(mut self, policy: ScopePolicy) -> Self {
+        self.settings.set_scope_policy(policy);
+        self
+    }
+
+    /// The `realm` of every challenge (default: `"api"`).
+    pub fn realm(mut self, realm: impl Into<Box<str>>) -> Self {
+        self.settings.set_realm(realm.into());
+        self
+    }
+
+    /// Adds `resource_metadata="<url>"` to every challenge (RFC 9728 §5.1; default: none),
+    /// so that clients can find this resource's protected-resource metadata.
+    pub fn resource_metadata(mut self, url: impl Into<Box<str>>) -> Self {
+        self.settings.set_resource_metadata(url.into());
+        self
     }
 }
 
@@ -153,8 +177,10 @@ impl<A, S> Layer<S> for AuthLayer<A> {
             inner,
             shared: Arc::new(Shared {
                 authenticator: self.authenticator.clone(),
+                source: self.source.clone(),
                 options: self.options,
-                settings: self.settings.clone(),
+                insert_settings: !self.settings.is_default(),
+                settings: Arc::new(self.settings.clone()),
             }),
         }
     }
@@ -189,9 +215,9 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     ReqBody: Send + 'static,
-    ResBody: From<Bytes> + Send + 'static,
+    ResBody: Send + 'static,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<ResBody, S::Error>;
 
@@ -209,32 +235,45 @@ where
         let (mut parts, body) = req.into_parts();
         ResponseFuture {
             inner: Box::pin(async move {
+                let mut private = false;
                 if !(shared.options.allow_cors_preflight && is_cors_preflight(&parts)) {
-                    match shared.authenticator.authenticate(&parts).await {
-                        Ok(principal) => {
-                            shared.authenticator.guard_credentials(
-                                &mut parts.headers,
-                                shared.options.strip_credentials,
-                            );
+                    let refusal = match shared.authenticator.authenticate(&parts).await {
+                        Ok(Some(principal)) => {
+                            private = shared.source.used_query(&parts);
+                            shared
+                                .source
+                                .guard(&mut parts, shared.options.strip_credentials);
                             parts.extensions.insert(principal);
+                            None
                         }
-                        Err(e)
-                            if e.kind() == ErrorKind::MissingCredential
-                                && shared.options.optional => {}
-                        Err(e) => {
-                            tracing::debug!(kind = ?e.kind(), reason = e.description(), "request rejected");
-                            let settings = match &shared.settings {
-                                Some(s) => s,
-                                None => AuthSettings::of(&parts.extensions),
-                            };
-                            return Ok(settings.render(&e).map(ResBody::from));
+                        Ok(None) if shared.source.is_present(&parts) => {
+                            Some(AuthError::invalid_token(
+                                "the credential is not of a kind this service accepts",
+                            ))
                         }
+                        Ok(None) if shared.options.optional => None,
+                        Ok(None) => Some(AuthError::missing_credential()),
+                        Err(e) => Some(e),
+                    };
+                    if let Some(e) = refusal {
+                        tracing::debug!(kind = ?e.kind(), reason = e.description(), "request rejected");
+                        let res = shared.settings.render(&e, &parts.headers);
+                        return Ok(res.map(AuthBody::refusal));
                     }
                 }
-                if let Some(settings) = &shared.settings {
-                    parts.extensions.insert(SettingsHandle(settings.clone()));
+                if shared.insert_settings {
+                    parts
+                        .extensions
+                        .insert(SettingsHandle(shared.settings.clone()));
                 }
-                inner.call(Request::from_parts(parts, body)).await
+                let mut res = inner.call(Request::from_parts(parts, body)).await?;
+                if private && res.status().is_success() {
+                    // RFC 6750 §2.3: answers to query-authenticated requests are private.
+                    res.headers_mut()
+                        .entry(CACHE_CONTROL)
+                        .or_insert(HeaderValue::from_static("private"));
+                }
+                Ok(res.map(AuthBody::inner))
             }),
         }
     }
@@ -247,13 +286,15 @@ fn is_cors_preflight(parts: &http::request::Parts) -> bool {
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
+type BoxedResponse<B, E> = Pin<Box<dyn Future<Output = Result<Response<AuthBody<B>>, E>> + Send>>;
+
 /// The response future of [`AuthService`].
 pub struct ResponseFuture<B, E> {
-    inner: Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>,
+    inner: BoxedResponse<B, E>,
 }
 
 impl<B, E> Future for ResponseFuture<B, E> {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<AuthBody<B>>, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)

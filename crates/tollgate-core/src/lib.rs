@@ -1,36 +1,53 @@
 //! The core of [tollgate](https://docs.rs/tollgate): what every credential kind shares.
 //!
+//! - [`Authenticator`]: the one seam every credential kind implements (API keys, JWTs, yours):
+//!   no credential of its kind, authenticated, or refused. [`Or`] puts two on one route,
+//!   [`BoxAuthenticator`] erases the type for setups chosen at run time.
+//! - [`AuthLayer`]: the tower layer that runs an authenticator in front of any service, and
+//!   [`AuthBody`], the body of its responses.
 //! - [`Principal`] and [`Scopes`]: the verified identity a layer puts in the request
 //!   extensions, whatever proved it.
-//! - [`Authenticator`]: the one seam every credential kind implements (API keys, JWTs, yours),
-//!   and [`Or`] to put two on one route.
-//! - [`AuthLayer`]: the tower layer that runs an authenticator in front of any service.
-//! - [`AuthError`] and [`ErrorFormat`]: why a request was refused, and how that is answered
-//!   ([`Rfc6750`] by default).
-//! - [`CredentialSource`]: where a credential is read from, with the checks every crate shares,
-//!   and [`CredentialDigest`], the only form in which a cache keeps one.
-//! - [`RequireScopesLayer`] and [`ScopePolicy`]: scope checks for any tower service.
+//! - [`AuthError`]: why a request was refused, and the one place its status is decided;
+//!   [`Challenge`]: what a 401 asks for; [`ErrorFormat`]: how the body looks ([`Rfc6750`] by
+//!   default, [`JsonEnvelope`] for your own).
+//! - [`CredentialSource`]: where a credential is read from, with the checks every crate
+//!   shares, and [`CredentialDigest`], the only form in which a cache keeps one.
+//! - [`ScopeSet`] / [`scopes!`], [`RequireScopesLayer`] and [`ScopePolicy`]: scope checks for
+//!   any tower service; with the `axum` feature, the extractors [`RequireScopes`],
+//!   [`RequireAnyScope`], [`Claims`] and `Principal` itself ([`extract`]).
 //!
 //! ```
 //! use std::convert::Infallible;
 //! use bytes::Bytes;
 //! use http::{Request, Response};
 //! use http::request::Parts;
+//! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt};
-//! use tollgate_core::*;
+//! use tollgate_core::{
+//!     AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal,
+//!     RequireScopesLayer, Scopes, scopes,
+//! };
+//!
+//! scopes! { OrdersRead = "orders:read"; }
 //!
 //! /// Accepts one fixed token (a stand-in for the API-key and JWT authenticators).
 //! struct Fixed(CredentialSource);
 //!
 //! impl Authenticator for Fixed {
-//!     async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-//!         match self.0.find(&parts.headers)? {
-//!             None => Err(AuthError::missing_credential()),
-//!             Some("let-me-in") => Ok(Principal::builder("alice", CredentialKind::Other("fixed"))
-//!                 .scopes(Scopes::from(["orders:read"]))
-//!                 .build()),
+//!     async fn authenticate(&self, parts: &Parts) -> Result<Option<Principal>, AuthError> {
+//!         match self.0.find(parts)?.as_deref() {
+//!             None => Ok(None),
+//!             Some("let-me-in") => Ok(Some(
+//!                 Principal::builder("alice", CredentialKind::Other("fixed"))
+//!                     .scopes(Scopes::from(["orders:read"]))
+//!                     .build(),
+//!             )),
 //!             Some(_) => Err(AuthError::invalid_token("unknown token")),
 //!         }
+//!     }
+//!
+//!     fn credential_source(&self) -> CredentialSource {
+//!         self.0.clone()
 //!     }
 //! }
 //!
@@ -38,15 +55,15 @@
 //! # async fn main() {
 //! let service = ServiceBuilder::new()
 //!     .layer(AuthLayer::new(Fixed(CredentialSource::bearer())))
-//!     .layer(RequireScopesLayer::all(["orders:read"]))
+//!     .layer(RequireScopesLayer::all(OrdersRead))
 //!     .service_fn(|req: Request<()>| async move {
 //!         let who = req.extensions().get::<Principal>().unwrap().subject().to_owned();
-//!         Ok::<_, Infallible>(Response::new(Bytes::from(who)))
+//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(who))))
 //!     });
 //!
 //! let req = Request::builder().header("authorization", "Bearer let-me-in").body(()).unwrap();
 //! let res = service.clone().oneshot(req).await.unwrap();
-//! assert_eq!(res.body(), "alice");
+//! assert_eq!(res.status(), 200);
 //!
 //! let req = Request::builder().header("authorization", "Bearer nope").body(()).unwrap();
 //! let res = service.oneshot(req).await.unwrap();
@@ -57,27 +74,33 @@
 #![forbid(unsafe_code)]
 
 mod authenticator;
-#[cfg(feature = "axum")]
-mod axum;
+mod body;
+mod challenge;
 mod credential;
 mod digest;
 mod error;
+#[cfg(feature = "axum")]
+pub mod extract;
 mod format;
-mod layer;
+pub mod layer;
 mod principal;
-mod require_scopes;
+pub mod require_scopes;
 mod scopes;
 mod settings;
 
-pub use authenticator::{Authenticator, Or};
-#[cfg(feature = "axum")]
-pub use axum::AuthRejection;
-pub use credential::{CredentialSource, DEFAULT_MAX_LEN};
+pub use authenticator::{Authenticator, BoxAuthenticator, Or};
+pub use body::AuthBody;
+pub use challenge::Challenge;
+pub use credential::{
+    Credential, CredentialSource, DEFAULT_MAX_CREDENTIAL_LEN, Via, is_jwt_shaped,
+};
 pub use digest::CredentialDigest;
 pub use error::{AuthError, ErrorKind};
-pub use format::{ErrorFormat, Rfc6750, retry_after_value};
-pub use layer::{AuthLayer, AuthService, ResponseFuture};
+#[cfg(feature = "axum")]
+pub use extract::{AuthRejection, Claims, RequireAnyScope, RequireScopes};
+pub use format::{ErrorFormat, JsonEnvelope, Rfc6750, retry_after_value};
+pub use layer::{AuthLayer, AuthService};
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
-pub use require_scopes::{RequireScopes, RequireScopesLayer, check_scopes};
-pub use scopes::{ScopeMatch, ScopePolicy, Scopes};
+pub use require_scopes::{RequireScopesLayer, RequireScopesService};
+pub use scopes::{ScopeMatch, ScopePolicy, ScopeSet, Scopes};
 pub use settings::AuthSettings;

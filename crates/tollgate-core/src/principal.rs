@@ -26,7 +26,7 @@ pub enum CredentialKind {
 /// itself (`data`: the JWT claims, or the API key's metadata).
 ///
 /// Cheap to clone (one `Arc`). Never holds the credential itself, so its `Debug` output is
-/// safe to log.
+/// safe to log. Round-trips through serde, so a shared verdict cache can store one.
 ///
 /// ```
 /// use tollgate_core::{CredentialKind, Principal, Scopes};
@@ -140,5 +140,126 @@ impl PrincipalBuilder {
     /// Finishes the principal.
     pub fn build(self) -> Principal {
         Principal(Arc::new(self.0))
+    }
+}
+
+impl CredentialKind {
+    /// A short name: `api_key`, `jwt`, or the name of an `Other` kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialKind::ApiKey => "api_key",
+            CredentialKind::Jwt => "jwt",
+            CredentialKind::Other(name) => name,
+        }
+    }
+
+    /// The kind named `name` ([`name`](Self::name)'s inverse). Names of `Other` kinds are
+    /// interned once each, up to a small bound (they come from a program's own
+    /// authenticators, so there are few); past it, `Other("other")`.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "api_key" => CredentialKind::ApiKey,
+            "jwt" => CredentialKind::Jwt,
+            other => CredentialKind::Other(intern(other)),
+        }
+    }
+}
+
+fn intern(name: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    const MAX_NAMES: usize = 64;
+    let Ok(mut names) = NAMES.lock() else {
+        return "other";
+    };
+    let names = names.get_or_insert_with(HashSet::new);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    if names.len() >= MAX_NAMES || name.len() > 64 {
+        return "other";
+    }
+    let leaked: &'static str = Box::leak(name.into());
+    names.insert(leaked);
+    leaked
+}
+
+/// The serialized form of a [`Principal`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    subject: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    issuer: Option<std::borrow::Cow<'a, str>>,
+    /// Milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
+    #[serde(default)]
+    scopes: Scopes,
+    #[serde(default)]
+    data: Value,
+}
+
+impl serde::Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let p = &self.0;
+        Wire {
+            subject: (&*p.subject).into(),
+            kind: p.kind.name().into(),
+            issuer: p.issuer.as_deref().map(Into::into),
+            expires_at: p.expires_at.map(|at| {
+                at.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            }),
+            scopes: p.scopes.clone(),
+            data: p.data.clone(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Principal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = Wire::deserialize(deserializer)?;
+        let mut builder = Principal::builder(&*wire.subject, CredentialKind::from_name(&wire.kind))
+            .scopes(wire.scopes)
+            .data(wire.data);
+        if let Some(issuer) = wire.issuer {
+            builder = builder.issuer(&*issuer);
+        }
+        if let Some(ms) = wire.expires_at {
+            let at = std::time::UNIX_EPOCH
+                .checked_add(std::time::Duration::from_millis(ms))
+                .ok_or_else(|| serde::de::Error::custom("expires_at out of range"))?;
+            builder = builder.expires_at(at);
+        }
+        Ok(builder.build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_serde() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        let p = Principal::builder("key_1", CredentialKind::Other("mtls"))
+            .issuer("https://idp")
+            .expires_at(at)
+            .scopes(Scopes::from(["b", "a"]))
+            .data(serde_json::json!({"plan": "pro"}))
+            .build();
+        let json = serde_json::to_string(&p).unwrap();
+        let back: Principal = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.subject(), "key_1");
+        assert_eq!(back.kind(), CredentialKind::Other("mtls"));
+        assert_eq!(back.issuer(), Some("https://idp"));
+        assert_eq!(back.expires_at(), Some(at));
+        assert_eq!(back.scopes(), p.scopes());
+        assert_eq!(back.data(), p.data());
     }
 }

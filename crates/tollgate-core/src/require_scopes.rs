@@ -6,12 +6,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{AuthError, AuthSettings, Principal, ScopeMatch, Scopes};
+use crate::{AuthBody, AuthError, AuthSettings, Principal, ScopeMatch, Scopes};
 
 /// Rejects requests whose [`Principal`] does not grant the needed scopes: 403
 /// `insufficient_scope` naming them, or 401 when no principal is there at all. Matching
@@ -22,12 +21,14 @@ use crate::{AuthError, AuthSettings, Principal, ScopeMatch, Scopes};
 /// use bytes::Bytes;
 /// use http::{Request, Response};
 /// use tower::{ServiceBuilder, ServiceExt};
-/// use tollgate_core::{CredentialKind, Principal, RequireScopesLayer, Scopes};
+/// use tollgate_core::{CredentialKind, Principal, RequireScopesLayer, Scopes, scopes};
+///
+/// scopes! { OrdersAdmin = "orders:read", "orders:write"; }
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let service = ServiceBuilder::new()
-///     .layer(RequireScopesLayer::all(["orders:read", "orders:write"]))
+///     .layer(RequireScopesLayer::all(OrdersAdmin))
 ///     .service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::new())) });
 ///
 /// let mut req = Request::new(());
@@ -47,36 +48,29 @@ pub struct RequireScopesLayer {
 }
 
 impl RequireScopesLayer {
-    /// Every scope in `scopes` is required.
-    pub fn all<I, S>(scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
+    /// Every scope of `scopes` is required: a [`scopes!`](crate::scopes) type, or any
+    /// [`Scopes`] (`["a", "b"]` converts).
+    pub fn all(scopes: impl Into<Scopes>) -> Self {
         RequireScopesLayer {
-            needed: scopes.into_iter().collect(),
+            needed: scopes.into(),
             mode: ScopeMatch::All,
         }
     }
 
-    /// Any one scope in `scopes` is enough.
-    pub fn any<I, S>(scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
+    /// Any one scope of `scopes` is enough.
+    pub fn any(scopes: impl Into<Scopes>) -> Self {
         RequireScopesLayer {
-            needed: scopes.into_iter().collect(),
+            needed: scopes.into(),
             mode: ScopeMatch::Any,
         }
     }
 }
 
 impl<S> Layer<S> for RequireScopesLayer {
-    type Service = RequireScopes<S>;
+    type Service = RequireScopesService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireScopes {
+        RequireScopesService {
             inner,
             needed: self.needed.clone(),
             mode: self.mode,
@@ -86,7 +80,7 @@ impl<S> Layer<S> for RequireScopesLayer {
 
 /// The service made by [`RequireScopesLayer`].
 #[derive(Debug, Clone)]
-pub struct RequireScopes<S> {
+pub struct RequireScopesService<S> {
     inner: S,
     needed: Scopes,
     mode: ScopeMatch,
@@ -94,7 +88,7 @@ pub struct RequireScopes<S> {
 
 /// Checks `needed` against the principal in `extensions`, with the policy in force there.
 /// Shared by every scope check, the axum extractors included.
-pub fn check_scopes<'e>(
+pub(crate) fn check_scopes<'e>(
     extensions: &'e http::Extensions,
     needed: &Scopes,
     mode: ScopeMatch,
@@ -108,12 +102,11 @@ pub fn check_scopes<'e>(
     Ok(principal)
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopes<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopesService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<Bytes>,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody>;
 
@@ -123,28 +116,37 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         match check_scopes(req.extensions(), &self.needed, self.mode) {
-            Ok(_) => ResponseFuture::Inner {
-                future: self.inner.call(req),
+            Ok(_) => ResponseFuture {
+                state: State::Inner {
+                    future: self.inner.call(req),
+                },
             },
-            Err(e) => ResponseFuture::Rejected {
-                response: Some(
-                    AuthSettings::of(req.extensions())
-                        .render(&e)
-                        .map(ResBody::from),
-                ),
+            Err(e) => ResponseFuture {
+                state: State::Rejected {
+                    response: Some(
+                        AuthSettings::of(req.extensions())
+                            .render(&e, req.headers())
+                            .map(AuthBody::refusal),
+                    ),
+                },
             },
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The response future of [`RequireScopes`].
+    /// The response future of [`RequireScopesService`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
     #[project = Proj]
-    pub enum ResponseFuture<F, B> {
-        /// The inner service is answering.
+    enum State<F, B> {
         Inner { #[pin] future: F },
-        /// The scope check failed.
-        Rejected { response: Option<Response<B>> },
+        Rejected { response: Option<Response<AuthBody<B>>> },
     }
 }
 
@@ -152,11 +154,11 @@ impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<AuthBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            Proj::Inner { future } => future.poll(cx),
+        match self.project().state.project() {
+            Proj::Inner { future } => future.poll(cx).map_ok(|res| res.map(AuthBody::inner)),
             Proj::Rejected { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok(response)),
                 None => panic!("ResponseFuture polled after completion"),

@@ -144,6 +144,62 @@ impl serde::Serialize for Scopes {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Scopes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Vec::<std::borrow::Cow<'de, str>>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}
+
+/// A set of scopes named by a type: what `RequireScopes<S>` (the axum extractor) and
+/// [`RequireScopesLayer`](crate::RequireScopesLayer) check. Declare one with [`scopes!`],
+/// which also makes the type convertible into [`Scopes`].
+pub trait ScopeSet: Send + Sync + 'static {
+    /// The scopes, built once.
+    fn scopes() -> &'static Scopes;
+}
+
+/// Declares [`ScopeSet`] types, one per line: `Name = "scope", "scope", ...;`. Each works as
+/// the parameter of the `RequireScopes<S>` and `RequireAnyScope<S>` extractors, and as the
+/// argument of [`RequireScopesLayer::all`](crate::RequireScopesLayer::all) /
+/// [`any`](crate::RequireScopesLayer::any).
+///
+/// ```
+/// use tollgate_core::{RequireScopesLayer, ScopeSet, Scopes, scopes};
+///
+/// scopes! {
+///     pub OrdersWrite = "orders:write";
+///     pub(crate) Reporting = "reports:read", "reports:export";
+/// }
+/// assert!(Reporting::scopes().contains("reports:export"));
+/// assert_eq!(Scopes::from(OrdersWrite).to_string(), "orders:write");
+/// let layer = RequireScopesLayer::all(Reporting);
+/// # let _ = layer;
+/// ```
+#[macro_export]
+macro_rules! scopes {
+    ($($(#[$meta:meta])* $vis:vis $name:ident = $($scope:literal),+ $(,)?;)+) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $name;
+
+        impl $crate::ScopeSet for $name {
+            fn scopes() -> &'static $crate::Scopes {
+                static SCOPES: ::std::sync::LazyLock<$crate::Scopes> =
+                    ::std::sync::LazyLock::new(|| $crate::Scopes::from([$($scope),+]));
+                &SCOPES
+            }
+        }
+
+        impl ::core::convert::From<$name> for $crate::Scopes {
+            fn from(_: $name) -> $crate::Scopes {
+                <$name as $crate::ScopeSet>::scopes().clone()
+            }
+        }
+    )+};
+}
+
 /// Whether all of the needed scopes are required, or any one of them suffices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScopeMatch {

@@ -1,23 +1,29 @@
 //! [`AuthSettings`]: what an [`AuthLayer`](crate::AuthLayer) tells the scope checks and
-//! extractors behind it (its error format and scope policy).
+//! extractors behind it (its error format, scope policy and challenges), and the one place a
+//! refusal becomes a response.
 
 use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
-use http::{Extensions, Response};
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Extensions, HeaderMap, HeaderValue, Response};
 
-use crate::{AuthError, ErrorFormat, Rfc6750, ScopePolicy};
+use crate::{AuthError, Challenge, ErrorFormat, Rfc6750, ScopePolicy, retry_after_value};
 
-/// The error format and scope policy in force for a request.
+/// The error format, scope policy and challenges in force for a request.
 ///
-/// An [`AuthLayer`](crate::AuthLayer) configured with a custom format or policy puts its
-/// settings in the request extensions; code behind it (the scope layer, the axum extractors,
-/// your own) reads them with [`AuthSettings::of`], which falls back to the defaults
-/// ([`Rfc6750`], [`ScopePolicy::exact`]). Nothing is inserted when the defaults are used.
+/// An [`AuthLayer`](crate::AuthLayer) whose settings differ from the defaults puts them in the
+/// request extensions; code behind it (the scope layer, the axum extractors, your own) reads
+/// them with [`AuthSettings::of`], which falls back to the defaults ([`Rfc6750`],
+/// [`ScopePolicy::exact`], `Bearer realm="api"`). Nothing is inserted when the defaults are
+/// used.
 #[derive(Clone)]
 pub struct AuthSettings {
     format: Arc<dyn ErrorFormat>,
     scope_policy: ScopePolicy,
+    challenges: Arc<[Challenge]>,
+    realm: Box<str>,
+    resource_metadata: Option<Box<str>>,
 }
 
 #[derive(Clone)]
@@ -28,8 +34,11 @@ static DEFAULTS: LazyLock<AuthSettings> = LazyLock::new(AuthSettings::default);
 impl Default for AuthSettings {
     fn default() -> Self {
         AuthSettings {
-            format: Arc::new(Rfc6750::new()),
+            format: Arc::new(Rfc6750),
             scope_policy: ScopePolicy::exact(),
+            challenges: Arc::new([Challenge::bearer()]),
+            realm: "api".into(),
+            resource_metadata: None,
         }
     }
 }
@@ -41,8 +50,10 @@ impl AuthSettings {
     /// use tollgate_core::{AuthError, AuthSettings};
     ///
     /// let extensions = http::Extensions::new();
-    /// let res = AuthSettings::of(&extensions).render(&AuthError::missing_credential());
+    /// let res = AuthSettings::of(&extensions)
+    ///     .render(&AuthError::missing_credential(), &http::HeaderMap::new());
     /// assert_eq!(res.status(), 401);
+    /// assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="api""#);
     /// ```
     pub fn of(extensions: &Extensions) -> &AuthSettings {
         match extensions.get::<SettingsHandle>() {
@@ -51,11 +62,50 @@ impl AuthSettings {
         }
     }
 
-    /// Renders `error` in the configured format.
-    pub fn render(&self, error: &AuthError) -> Response<Bytes> {
+    /// Renders `error` as the response to a request with `headers`: the format's body, the
+    /// status of the error, and the standard headers the format did not set. The challenge
+    /// for how the request carried its credential (its `Authorization` scheme, or the header
+    /// an `ApiKey` challenge names; else the first) comes first and carries the error.
+    pub fn render(&self, error: &AuthError, headers: &HeaderMap) -> Response<Bytes> {
         let mut res = self.format.render(error);
         // The status is decided by the error, whatever the format says.
         *res.status_mut() = error.status();
+        let sets = |res: &Response<Bytes>, name| res.headers().contains_key(name);
+        if matches!(error.status().as_u16(), 400 | 401 | 403) && !sets(&res, WWW_AUTHENTICATE) {
+            let primary = self
+                .challenges
+                .iter()
+                .position(|c| c.matches_request(headers))
+                .unwrap_or(0);
+            let metadata = self.resource_metadata.as_deref();
+            let ordered = self.challenges.get(primary).into_iter().chain(
+                self.challenges
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != primary)
+                    .map(|(_, c)| c),
+            );
+            for (i, challenge) in ordered.enumerate() {
+                let error = (i == 0).then_some(error);
+                if let Some(value) = challenge.render(&self.realm, error, metadata) {
+                    res.headers_mut().append(WWW_AUTHENTICATE, value);
+                }
+            }
+        }
+        if let Some(after) = error.retry_after()
+            && !sets(&res, RETRY_AFTER)
+        {
+            res.headers_mut().insert(RETRY_AFTER, retry_after_value(after));
+        }
+        if !res.body().is_empty() && !sets(&res, CONTENT_TYPE) {
+            let json = matches!(res.body().trim_ascii_start().first(), Some(b'{' | b'['));
+            let content_type = match json {
+                true => "application/json",
+                false => "text/plain; charset=utf-8",
+            };
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
         res
     }
 
@@ -64,11 +114,46 @@ impl AuthSettings {
         &self.scope_policy
     }
 
+    /// The challenges a refusal names.
+    pub fn challenges(&self) -> &[Challenge] {
+        &self.challenges
+    }
+
+    /// Whether these are the defaults (then the layer inserts nothing per request).
+    pub(crate) fn is_default(&self) -> bool {
+        self.scope_policy == DEFAULTS.scope_policy
+            && self.challenges == DEFAULTS.challenges
+            && self.realm == DEFAULTS.realm
+            && self.resource_metadata.is_none()
+            && Arc::ptr_eq(&self.format, &DEFAULTS.format)
+    }
+
+    pub(crate) fn defaults_with_default_format() -> Self {
+        AuthSettings {
+            format: DEFAULTS.format.clone(),
+            ..AuthSettings::default()
+        }
+    }
+
     pub(crate) fn set_format(&mut self, format: Arc<dyn ErrorFormat>) {
         self.format = format;
     }
 
     pub(crate) fn set_scope_policy(&mut self, policy: ScopePolicy) {
         self.scope_policy = policy;
+    }
+
+    pub(crate) fn set_challenges(&mut self, challenges: Vec<Challenge>) {
+        if !challenges.is_empty() {
+            self.challenges = challenges.into();
+        }
+    }
+
+    pub(crate) fn set_realm(&mut self, realm: Box<str>) {
+        self.realm = realm;
+    }
+
+    pub(crate) fn set_resource_metadata(&mut self, url: Box<str>) {
+        self.resource_metadata = Some(url);
     }
 }

@@ -6,25 +6,27 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
 use http::request::Parts;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use tollgate_core::{
     AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal,
+    is_jwt_shaped,
 };
+use tollgate_upstream::Upstream;
 
 use crate::cache::VerifiedCache;
 use crate::issuer::Source;
-use crate::keys::KeySet;
-use crate::store::KeyStore;
+use crate::keys::{KeySet, Lookup, PreparedKey};
+use crate::store::{KeyStore, Refetch};
 use crate::token::Parsed;
 use crate::{BuildError, Issuer};
 
-/// The longest token accepted by default, in bytes.
+/// The longest token accepted by default, in bytes, when the credential source sets no cap
+/// of its own.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// The default timeout of the default HTTP client (JWKS and discovery fetches).
+/// The default timeout of one JWKS or discovery fetch.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An [`AuthLayer`] that authenticates bearer JWTs.
@@ -33,22 +35,24 @@ pub type JwtLayer = AuthLayer<JwtAuth>;
 /// Authenticates `Authorization: Bearer` JWTs from one or several [`Issuer`]s.
 ///
 /// Per request: the size cap, one parse of header and claims, the issuer chosen by `iss`,
-/// the key chosen by `kid` from an atomically swapped key set (never waiting on a fetch
-/// unless the `kid` is unknown), the signature checked by `jsonwebtoken`, then the claims.
-/// Cheap to clone; the background refresh stops when the last clone is dropped.
+/// the key chosen by `kid` and the token's algorithm from an atomically swapped key set
+/// (never waiting on a fetch unless the `kid` is unknown or its key stopped verifying), the
+/// signature checked by `jsonwebtoken`, then the claims. A bearer token that is not shaped
+/// like a JWT is left to the next authenticator (`jwts.or(introspection)`). Cheap to clone;
+/// the background refresh stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct JwtAuth {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    issuers: HashMap<String, Runtime>,
+    issuers: HashMap<String, TrustedIssuer>,
     source: CredentialSource,
     cache: Option<VerifiedCache>,
 }
 
-/// An issuer with its keys.
-struct Runtime {
+/// A configured issuer with its keys.
+struct TrustedIssuer {
     config: Issuer,
     /// The `iss`, shared by every principal of this issuer.
     iss: Arc<str>,
@@ -70,6 +74,10 @@ pub struct JwtStats {
     pub jwks_failures: u64,
     /// Tokens answered from the verified-token cache.
     pub cache_hits: u64,
+    /// Fetches started because a token named an unknown `kid` or its key stopped verifying.
+    pub refetches: u64,
+    /// Such requests that found the refetch cooldown running (answered without a fetch).
+    pub cooldown_refusals: u64,
 }
 
 impl fmt::Debug for JwtAuth {
@@ -87,9 +95,9 @@ impl JwtAuth {
         JwtAuthBuilder {
             issuers: Vec::new(),
             client: None,
-            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             cache: None,
-            cookie: None,
+            source: CredentialSource::bearer(),
         }
     }
 
@@ -112,6 +120,8 @@ impl JwtAuth {
             if let Keys::Remote(store) = &issuer.keys {
                 stats.jwks_fetches += store.counters.fetches.load(Relaxed);
                 stats.jwks_failures += store.counters.failures.load(Relaxed);
+                stats.refetches += store.counters.refetches.load(Relaxed);
+                stats.cooldown_refusals += store.counters.cooldown_refusals.load(Relaxed);
             }
         }
         stats
@@ -120,7 +130,7 @@ impl JwtAuth {
     /// Verifies `token` as the layer does, without a request (for WebSocket handshakes,
     /// message queues...).
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        if token.len() > self.inner.source.max_len_value() {
+        if token.len() > self.inner.source.length_limit() {
             return Err(AuthError::invalid_token("the credential is too long"));
         }
         self.inner.verify(token).await
@@ -133,7 +143,7 @@ fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-impl Runtime {
+impl TrustedIssuer {
     /// Generation of the keys, for the verified-token cache (local keys never change).
     fn generation(&self) -> u64 {
         match &self.keys {
@@ -142,67 +152,58 @@ impl Runtime {
         }
     }
 
-    fn unavailable() -> AuthError {
+    fn unavailable(retry_after: Duration) -> AuthError {
         AuthError::unavailable(
             "the token issuer's keys are not available right now",
-            Duration::from_secs(5),
+            retry_after,
         )
     }
 
-    /// Finds a key that verifies the signature, refetching once for an unknown `kid`.
+    /// Finds the key that may have signed the token and verifies the signature with it
+    /// (one verification at most, two after a refetch); returns the key generation.
     async fn verify_signature(
         &self,
         parsed: &Parsed<'_>,
         alg: Algorithm,
     ) -> Result<u64, AuthError> {
-        let check = |keys: &KeySet| {
-            keys.candidates(parsed.header.kid.as_deref(), alg).any(|k| {
-                jsonwebtoken::crypto::verify(
-                    parsed.signature,
-                    parsed.message.as_bytes(),
-                    &k.key,
-                    alg,
-                )
+        let kid = parsed.header.kid.as_deref();
+        let verifies = |key: &PreparedKey| {
+            jsonwebtoken::crypto::verify(parsed.signature, parsed.message.as_bytes(), &key.key, alg)
                 .unwrap_or(false)
-            })
         };
-        let bad = || AuthError::invalid_token("the token signature is not valid");
         let store = match &self.keys {
-            Keys::Local(keys) => return if check(keys) { Ok(0) } else { Err(bad()) },
+            Keys::Local(keys) => return check(keys.lookup(kid, alg), verifies).map(|()| 0),
             Keys::Remote(store) => store,
         };
         {
             let snapshot = store.current.load();
             if !store.usable(&snapshot) {
-                return Err(Self::unavailable());
+                return Err(Self::unavailable(store.retry_after()));
             }
-            let known = parsed
-                .header
-                .kid
-                .as_deref()
-                .is_none_or(|kid| snapshot.keys.has_kid(kid));
-            if known {
-                return if check(&snapshot.keys) {
-                    Ok(snapshot.generation)
-                } else {
-                    Err(bad())
-                };
+            match snapshot.keys.lookup(kid, alg) {
+                Lookup::Key(key) if verifies(key) => return Ok(snapshot.generation),
+                // A key replaced under its kid: worth a refetch once the keys are older than
+                // a cooldown.
+                Lookup::Key(_) if store.older_than_cooldown(&snapshot) => {}
+                Lookup::UnknownKid => {}
+                other => return check(other, verifies).map(|()| snapshot.generation),
             }
         }
-        // An unknown kid: perhaps the issuer rotated. The guard above is dropped before
-        // waiting, so no snapshot is held across the fetch. The fetch's future is boxed:
-        // inline, its kilobytes would be part of every request's future.
-        let kid = parsed.header.kid.as_deref().unwrap_or_default();
-        if !Box::pin(store.refetch_for(kid)).await {
-            return Err(AuthError::invalid_token(
-                "the token was signed by an unknown key",
-            ));
-        }
+        // The guard above is dropped before waiting, so no snapshot is held across the
+        // fetch. The fetch's future is boxed: inline, its kilobytes would be part of every
+        // request's future.
+        let refetched = Box::pin(store.refetch()).await;
         let snapshot = store.current.load();
-        if check(&snapshot.keys) {
-            Ok(snapshot.generation)
-        } else {
-            Err(bad())
+        let lookup = snapshot.keys.lookup(kid, alg);
+        match (refetched, lookup) {
+            (Refetch::Done { .. }, Lookup::Key(key)) if verifies(key) => Ok(snapshot.generation),
+            (Refetch::Done { joined: true }, Lookup::UnknownKid) => {
+                // That fetch began before this kid was seen: it proves nothing of it.
+                store.look_again();
+                Err(unknown_key())
+            }
+            (Refetch::IssuerDown(after), Lookup::UnknownKid) => Err(Self::unavailable(after)),
+            (_, lookup) => check(lookup, verifies).map(|()| snapshot.generation),
         }
     }
 
@@ -227,11 +228,35 @@ impl Runtime {
     }
 }
 
+/// The verdict on a lookup without a refetch.
+fn check(lookup: Lookup<'_>, verifies: impl Fn(&PreparedKey) -> bool) -> Result<(), AuthError> {
+    match lookup {
+        Lookup::Key(key) if verifies(key) => Ok(()),
+        Lookup::Key(_) => Err(AuthError::invalid_token(
+            "the token signature is not valid",
+        )),
+        Lookup::UnknownKid => Err(unknown_key()),
+        Lookup::WrongAlgorithm => Err(AuthError::invalid_token(
+            "the token algorithm does not fit its key",
+        )),
+        Lookup::NoKey => Err(AuthError::invalid_token(
+            "the token names no key, and no key of its issuer fits its algorithm",
+        )),
+        Lookup::Ambiguous => Err(AuthError::invalid_token(
+            "the token names no key, and several keys of its issuer fit its algorithm",
+        )),
+    }
+}
+
+fn unknown_key() -> AuthError {
+    AuthError::invalid_token("the token was signed by an unknown key")
+}
+
 impl Inner {
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         if let Some(cache) = &self.cache
             && let Some(principal) = cache
-                .get(token, |iss| self.issuers.get(iss).map(Runtime::generation))
+                .get(token, |iss| self.issuers.get(iss).map(TrustedIssuer::generation))
                 .await
         {
             return Ok(principal);
@@ -256,15 +281,17 @@ impl Inner {
 }
 
 impl Authenticator for JwtAuth {
-    async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        match self.inner.source.find(&parts.headers)? {
-            Some(token) => self.inner.verify(token).await,
-            None => Err(AuthError::missing_credential()),
+    async fn authenticate(&self, parts: &Parts) -> Result<Option<Principal>, AuthError> {
+        match self.inner.source.find(parts)? {
+            // Not a JWT: another authenticator's (an opaque token for introspection).
+            Some(token) if !is_jwt_shaped(&token) => Ok(None),
+            Some(token) => self.inner.verify(&token).await.map(Some),
+            None => Ok(None),
         }
     }
 
-    fn guard_credentials(&self, headers: &mut HeaderMap, strip: bool) {
-        self.inner.source.guard(headers, strip);
+    fn credential_source(&self) -> CredentialSource {
+        self.inner.source.clone()
     }
 }
 
@@ -273,9 +300,9 @@ impl Authenticator for JwtAuth {
 pub struct JwtAuthBuilder {
     issuers: Vec<Issuer>,
     client: Option<reqwest::Client>,
-    max_token_len: usize,
+    fetch_timeout: Duration,
     cache: Option<(u64, Duration)>,
-    cookie: Option<Box<str>>,
+    source: CredentialSource,
 }
 
 impl JwtAuthBuilder {
@@ -286,24 +313,29 @@ impl JwtAuthBuilder {
     }
 
     /// Uses your `reqwest` client for every JWKS and discovery fetch (custom CA, mTLS,
-    /// proxy). Default: a rustls client with a 5 s timeout.
+    /// proxy). Default: tollgate's rustls client, which never follows redirects. Build yours
+    /// with `.redirect(reqwest::redirect::Policy::none())`: a redirected answer is refused
+    /// either way (the last good keys are kept), but a client that follows one has already
+    /// asked the other host.
     pub fn client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self
     }
 
-    /// The longest token accepted, in bytes (default: 8 KiB), checked before anything is
-    /// decoded.
-    pub fn max_token_len(mut self, max: usize) -> Self {
-        self.max_token_len = max;
+    /// The timeout of one JWKS or discovery fetch (default: 5 s). A timeout counts the
+    /// issuer as down: unknown kids then get 503 at once until a probe succeeds.
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
         self
     }
 
-    /// Also reads the token from the cookie `name` (default: off). A token sent both as a
-    /// cookie and in `Authorization` is a 400. Cookies are sent by browsers on their own, so
-    /// routes that accept one need CSRF protection.
-    pub fn cookie(mut self, name: impl Into<Box<str>>) -> Self {
-        self.cookie = Some(name.into());
+    /// Where tokens are read, and how long they may be (default: `Authorization: Bearer`,
+    /// 8 KiB, checked before anything is decoded). For example
+    /// `CredentialSource::bearer().also_cookie("session")` (a cookie needs CSRF protection
+    /// of its own), or `.also_query("access_token")` for browser WebSocket clients (see
+    /// [`CredentialSource::query`] for its risks). A token sent two ways is a 400.
+    pub fn credential_source(mut self, source: CredentialSource) -> Self {
+        self.source = source;
         self
     }
 
@@ -327,12 +359,12 @@ impl JwtAuthBuilder {
         if self.issuers.is_empty() {
             return Err(BuildError::NoIssuer);
         }
-        let client = match self.client {
-            Some(client) => client,
-            None => reqwest::Client::builder()
-                .timeout(DEFAULT_FETCH_TIMEOUT)
-                .build()
-                .map_err(|_| BuildError::Client)?,
+        let upstream = |issuer: &str| {
+            let upstream = Upstream::new(format!("JWKS of {issuer}")).timeout(self.fetch_timeout);
+            match &self.client {
+                Some(client) => upstream.client(client.clone()),
+                None => upstream,
+            }
         };
         let mut issuers = HashMap::new();
         for config in self.issuers {
@@ -347,7 +379,7 @@ impl JwtAuthBuilder {
                     let store = KeyStore::new(
                         &config.issuer,
                         url,
-                        client.clone(),
+                        upstream(&config.issuer),
                         config.algorithms.clone(),
                         config.refresh.clone(),
                     );
@@ -362,23 +394,19 @@ impl JwtAuthBuilder {
                 }
             };
             let iss = config.issuer.clone();
-            let runtime = Runtime {
+            let trusted = TrustedIssuer {
                 iss: iss.as_str().into(),
                 config,
                 keys,
             };
-            if issuers.insert(iss.clone(), runtime).is_some() {
+            if issuers.insert(iss.clone(), trusted).is_some() {
                 return Err(BuildError::DuplicateIssuer(iss));
             }
         }
         Ok(JwtAuth {
             inner: Arc::new(Inner {
                 issuers,
-                source: match self.cookie {
-                    Some(name) => CredentialSource::bearer().also_cookie(name),
-                    None => CredentialSource::bearer(),
-                }
-                .max_len(self.max_token_len),
+                source: self.source.max_len_if_unset(DEFAULT_MAX_TOKEN_LEN),
                 cache: self
                     .cache
                     .map(|(entries, ttl)| VerifiedCache::new(entries, ttl)),

@@ -19,9 +19,6 @@ pub enum BuildError {
     /// Configured keys could not be used.
     #[error("keys: {0}")]
     Keys(String),
-    /// The HTTP client could not be built.
-    #[error("the HTTP client could not be built")]
-    Client,
     /// The first fetch of an issuer's keys failed.
     #[error("fetching the keys of {issuer} failed{}: {reason}", if *.discovery { " (discovery)" } else { "" })]
     Fetch {

@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use tollgate_core::AuthError;
 
-use crate::keys::{KeySet, PreparedKey, parse_jwks};
+use crate::keys::{KeySet, PreparedKey, check_rsa_modulus, parse_jwks, thumbprint};
 use crate::token::{Header, numeric_date};
 use crate::{BuildError, ClaimRule, ScopeMapping};
 
@@ -365,7 +365,8 @@ impl LocalKeys {
         Ok(self)
     }
 
-    /// Adds a PEM public key that verifies `alg` only (RSA, EC or Ed25519 by `alg`).
+    /// Adds a PEM public key that verifies `alg` only (RSA, EC or Ed25519 by `alg`). RSA
+    /// moduli under 2048 bits are refused, as from a JWKS.
     pub fn pem(
         mut self,
         kid: impl Into<String>,
@@ -384,10 +385,17 @@ impl LocalKeys {
             }
         }
         .map_err(|_| BuildError::Keys("the PEM key could not be read".into()))?;
+        crate::crypto::ensure_provider();
+        let jwk = jsonwebtoken::jwk::Jwk::from_decoding_key(&key, Some(alg))
+            .map_err(|_| BuildError::Keys("the PEM key could not be read".into()))?;
+        if let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
+            check_rsa_modulus(&rsa.n).map_err(|e| BuildError::Keys(e.to_string()))?;
+        }
         self.keys.push(PreparedKey {
             kid: Some(kid.into()),
             algorithms: vec![alg],
             key,
+            material: thumbprint(&jwk).map_err(|e| BuildError::Keys(e.to_string()))?,
         });
         Ok(self)
     }
@@ -414,6 +422,8 @@ impl LocalKeys {
             kid: Some(kid.into()),
             algorithms: vec![alg],
             key: DecodingKey::from_secret(secret),
+            // Local keys never change; nothing compares a secret's material.
+            material: String::new(),
         });
         Ok(self)
     }

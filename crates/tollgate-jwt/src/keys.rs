@@ -1,17 +1,21 @@
 //! Verification keys prepared once, when a key set is loaded: each bound to the algorithms it
-//! may verify (RFC 8725 §3.1), so that a token's `alg` can never pick how its key is used.
+//! may verify (RFC 8725 §3.1), so that a token's `alg` can never pick how its key is used;
+//! found by `kid` and the token's algorithm family (RFC 7517 §4.5 lets keys of different
+//! types share a `kid`).
 
 use std::collections::HashMap;
 use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse, ThumbprintHash,
+};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde_json::Value;
 
 /// The smallest RSA modulus accepted, in bits.
-const MIN_RSA_BITS: usize = 2048;
+pub(crate) const MIN_RSA_BITS: usize = 2048;
 
 /// A key ready to verify, with the algorithms it may verify.
 #[derive(Clone)]
@@ -19,6 +23,15 @@ pub(crate) struct PreparedKey {
     pub(crate) kid: Option<String>,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) key: DecodingKey,
+    /// What identifies the key material (its RFC 7638 thumbprint; for a secret, empty):
+    /// a key replaced under an unchanged `kid` changes it.
+    pub(crate) material: String,
+}
+
+impl PreparedKey {
+    fn family(&self) -> Option<AlgorithmFamily> {
+        self.algorithms.first().map(|a| a.family())
+    }
 }
 
 impl fmt::Debug for PreparedKey {
@@ -34,41 +47,84 @@ impl fmt::Debug for PreparedKey {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeySet {
     keys: Vec<PreparedKey>,
-    by_kid: HashMap<String, usize>,
+    by_kid: HashMap<String, Vec<usize>>,
+    /// `(kid, material)` of every key, sorted: equal for two sets of the same keys.
+    material: Vec<(Option<String>, String)>,
+}
+
+/// What a key set holds for a token.
+pub(crate) enum Lookup<'a> {
+    /// The one key that may have signed it.
+    Key(&'a PreparedKey),
+    /// The token names a `kid` the set does not hold.
+    UnknownKid,
+    /// The `kid` is known, but none of its keys verifies the token's algorithm.
+    WrongAlgorithm,
+    /// The token names no `kid` and no key of the set fits its algorithm.
+    NoKey,
+    /// The token names no `kid` and several keys fit its algorithm.
+    Ambiguous,
 }
 
 impl KeySet {
+    /// The set of `keys`. A second key with the `kid` and algorithm family of an earlier one
+    /// is skipped (logged): at most one key may answer for a `kid` and a token's algorithm.
     pub(crate) fn new(keys: Vec<PreparedKey>) -> Self {
-        let by_kid = keys
-            .iter()
-            .enumerate()
-            .filter_map(|(i, k)| Some((k.kid.clone()?, i)))
-            .collect();
-        KeySet { keys, by_kid }
+        let mut set = KeySet::default();
+        for key in keys {
+            if let Some(kid) = &key.kid {
+                let taken = set.by_kid.get(kid).is_some_and(|same| {
+                    same.iter().any(|&i| set.keys[i].family() == key.family())
+                });
+                if taken {
+                    tracing::warn!(kid = %kid, "skipping a JWK: another key of its type has its kid");
+                    continue;
+                }
+                set.by_kid
+                    .entry(kid.clone())
+                    .or_default()
+                    .push(set.keys.len());
+            }
+            set.material.push((key.kid.clone(), key.material.clone()));
+            set.keys.push(key);
+        }
+        set.material.sort();
+        set
     }
 
-    /// The candidates for a token: the key named by `kid`, or, without a `kid`, every key
-    /// that may verify `alg`.
-    pub(crate) fn candidates<'a>(
-        &'a self,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> impl Iterator<Item = &'a PreparedKey> {
-        let named = kid.map(|kid| self.by_kid.get(kid).map(|&i| &self.keys[i]));
-        let all = match named {
-            Some(_) => &[][..],
-            None => &self.keys[..],
-        };
-        named
-            .flatten()
-            .into_iter()
-            .chain(all.iter())
-            .filter(move |k| k.algorithms.contains(&alg))
+    /// The key for a token with `kid` (if any) and `alg`: by `kid` and the algorithm; without
+    /// a `kid`, the one key of the set that fits `alg`, if exactly one does.
+    pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup<'_> {
+        let fits = |k: &&PreparedKey| k.algorithms.contains(&alg);
+        match kid {
+            Some(kid) => match self.by_kid.get(kid) {
+                None => Lookup::UnknownKid,
+                Some(indexes) => indexes
+                    .iter()
+                    .map(|&i| &self.keys[i])
+                    .find(fits)
+                    .map_or(Lookup::WrongAlgorithm, Lookup::Key),
+            },
+            None => {
+                let mut fitting = self.keys.iter().filter(fits);
+                match (fitting.next(), fitting.next()) {
+                    (Some(key), None) => Lookup::Key(key),
+                    (None, _) => Lookup::NoKey,
+                    (Some(_), Some(_)) => Lookup::Ambiguous,
+                }
+            }
+        }
     }
 
     /// Whether a key with this `kid` is in the set (whatever its algorithms).
+    #[cfg(test)]
     pub(crate) fn has_kid(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)
+    }
+
+    /// Whether `other` holds exactly the same key material under the same kids.
+    pub(crate) fn same_keys(&self, other: &KeySet) -> bool {
+        self.material == other.material
     }
 
     pub(crate) fn into_keys(self) -> Vec<PreparedKey> {
@@ -77,11 +133,6 @@ impl KeySet {
 
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
-    }
-
-    /// The kids, for noticing when a rotation removed one.
-    pub(crate) fn kids(&self) -> impl Iterator<Item = &str> {
-        self.by_kid.keys().map(String::as_str)
     }
 }
 
@@ -138,6 +189,33 @@ fn algorithms_for(jwk: &Jwk, allowed: &[Algorithm]) -> Result<Vec<Algorithm>, Sk
     Ok(algs)
 }
 
+/// The exact bit length of a big-endian unsigned integer (leading zero bits not counted).
+pub(crate) fn bit_length(be: &[u8]) -> usize {
+    match be.iter().position(|&b| b != 0) {
+        Some(i) => (be.len() - i) * 8 - be[i].leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+/// Refuses an RSA key whose modulus (base64url `n`) is under [`MIN_RSA_BITS`], counted
+/// exactly.
+pub(crate) fn check_rsa_modulus(n_b64: &str) -> Result<(), SkipReason> {
+    let n = URL_SAFE_NO_PAD
+        .decode(n_b64)
+        .map_err(|_| SkipReason::BadParameters)?;
+    if bit_length(&n) < MIN_RSA_BITS {
+        return Err(SkipReason::WeakRsa);
+    }
+    Ok(())
+}
+
+/// The RFC 7638 thumbprint of a public JWK.
+pub(crate) fn thumbprint(jwk: &Jwk) -> Result<String, SkipReason> {
+    crate::crypto::ensure_provider();
+    jwk.thumbprint(ThumbprintHash::SHA256)
+        .map_err(|_| SkipReason::BadParameters)
+}
+
 /// Prepares one JWK for verification, or says why it cannot be used. `from_jwk` ignores
 /// `use`, `key_ops` and `alg`; they are checked here.
 pub(crate) fn prepare(jwk: &Jwk, allowed: &[Algorithm]) -> Result<PreparedKey, SkipReason> {
@@ -154,28 +232,21 @@ pub(crate) fn prepare(jwk: &Jwk, allowed: &[Algorithm]) -> Result<PreparedKey, S
     }
     let algorithms = algorithms_for(jwk, allowed)?;
     if let AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
-        let n = URL_SAFE_NO_PAD
-            .decode(&rsa.n)
-            .map_err(|_| SkipReason::BadParameters)?;
-        let bits = n
-            .iter()
-            .position(|&b| b != 0)
-            .map_or(0, |i| (n.len() - i) * 8);
-        if bits < MIN_RSA_BITS {
-            return Err(SkipReason::WeakRsa);
-        }
+        check_rsa_modulus(&rsa.n)?;
     }
     let key = DecodingKey::from_jwk(jwk).map_err(|_| SkipReason::BadParameters)?;
     Ok(PreparedKey {
         kid: jwk.common.key_id.clone(),
         algorithms,
         key,
+        material: thumbprint(jwk)?,
     })
 }
 
 /// Reads a JWK Set document: every usable key, each unusable one skipped with a log line
-/// (RFC 7517 §5: members not understood are ignored, not fatal). `Err` only when the
-/// document itself is not a JWK Set.
+/// (RFC 7517 §5: members not understood are ignored, not fatal). `Err` when the document
+/// itself is not a JWK Set, or holds no usable key: a set that would refuse every token is
+/// treated as a failed fetch, never swapped in.
 pub(crate) fn parse_jwks(bytes: &[u8], allowed: &[Algorithm]) -> Result<KeySet, String> {
     let doc: Value =
         serde_json::from_slice(bytes).map_err(|_| "the JWKS is not JSON".to_owned())?;
@@ -196,7 +267,11 @@ pub(crate) fn parse_jwks(bytes: &[u8], allowed: &[Algorithm]) -> Result<KeySet, 
             Err(reason) => tracing::warn!(index = i, kid, %reason, "skipping a JWK"),
         }
     }
-    Ok(KeySet::new(keys))
+    let set = KeySet::new(keys);
+    if set.len() == 0 {
+        return Err("the JWKS has no usable key".into());
+    }
+    Ok(set)
 }
 
 #[cfg(test)]
@@ -210,14 +285,15 @@ mod tests {
         Algorithm::ES384,
         Algorithm::EdDSA,
     ];
+    const ED_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
 
     #[test]
     fn unusable_keys_are_skipped_and_the_rest_load() {
         let doc = serde_json::json!({"keys": [
-            {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
-            {"kty": "OKP", "crv": "Ed25519", "kid": "enc", "use": "enc", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
-            {"kty": "OKP", "crv": "Ed25519", "kid": "ops", "key_ops": ["encrypt"], "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
-            {"kty": "OKP", "crv": "Ed25519", "kid": "wrongalg", "alg": "RS256", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": ED_X},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "enc", "use": "enc", "x": ED_X},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ops", "key_ops": ["encrypt"], "x": ED_X},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "wrongalg", "alg": "RS256", "x": ED_X},
             {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
             {"kty": "XYZ", "kid": "unknown"},
             {"kty": "RSA", "kid": "small", "n": "sXch", "e": "AQAB"},
@@ -231,19 +307,35 @@ mod tests {
 
     #[test]
     fn a_key_only_verifies_its_own_algorithms() {
-        let doc = serde_json::json!({"keys": [
-            {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
-        ]});
+        let doc = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": ED_X}]});
         let set = parse_jwks(doc.to_string().as_bytes(), ALL).unwrap();
-        assert_eq!(set.candidates(Some("ed"), Algorithm::EdDSA).count(), 1);
-        assert_eq!(set.candidates(Some("ed"), Algorithm::HS256).count(), 0);
-        assert_eq!(set.candidates(None, Algorithm::RS256).count(), 0);
-        assert_eq!(set.candidates(Some("other"), Algorithm::EdDSA).count(), 0);
+        assert!(matches!(set.lookup(Some("ed"), Algorithm::EdDSA), Lookup::Key(_)));
+        assert!(matches!(set.lookup(Some("ed"), Algorithm::HS256), Lookup::WrongAlgorithm));
+        assert!(matches!(set.lookup(None, Algorithm::RS256), Lookup::NoKey));
+        assert!(matches!(set.lookup(None, Algorithm::EdDSA), Lookup::Key(_)));
+        assert!(matches!(set.lookup(Some("other"), Algorithm::EdDSA), Lookup::UnknownKid));
     }
 
     #[test]
-    fn not_a_jwks() {
+    fn a_set_with_no_usable_key_is_an_error() {
         assert!(parse_jwks(b"<html>", ALL).is_err());
         assert!(parse_jwks(br#"{"keys": 5}"#, ALL).is_err());
+        assert!(parse_jwks(br#"{"keys": []}"#, ALL).is_err());
+        assert!(parse_jwks(br#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#, ALL).is_err());
+    }
+
+    #[test]
+    fn bits_are_counted_exactly() {
+        assert_eq!(bit_length(&[0x00, 0x01]), 1);
+        assert_eq!(bit_length(&[0x80, 0x00]), 16);
+        assert_eq!(bit_length(&[0x00, 0x7f, 0xff]), 15);
+        assert_eq!(bit_length(&[]), 0);
+        // 256 bytes whose first byte is 0x01: 2041 bits, under the floor.
+        let mut n = vec![0xffu8; 256];
+        n[0] = 0x01;
+        assert_eq!(bit_length(&n), 2041);
+        assert!(check_rsa_modulus(&URL_SAFE_NO_PAD.encode(&n)).is_err());
+        n[0] = 0x80;
+        assert!(check_rsa_modulus(&URL_SAFE_NO_PAD.encode(&n)).is_ok());
     }
 }

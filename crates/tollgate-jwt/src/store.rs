@@ -1,32 +1,40 @@
 //! [`KeyStore`]: a remote issuer's keys, swapped atomically, refreshed in the background,
-//! refetched (once, rate-limited) for an unknown `kid`, kept while the issuer is down.
+//! refetched (rate-limited, one fetch shared by every waiting request) when a token names a
+//! `kid` it lacks or a known key stops verifying, and kept while the issuer is down.
+//!
+//! The refetch rules, so that no attacker can stall a rotation:
+//! - at most one fetch per cooldown, however many made-up kids arrive;
+//! - a fetch is only evidence about kids seen before it started: a kid first seen while a
+//!   fetch was under way, or during the cooldown, is looked up by the first fetch the
+//!   cooldown allows (scheduled then, in the background), so a rotated-in key is accepted
+//!   within one cooldown of its first use;
+//! - a key replaced under an unchanged `kid` heals the same way;
+//! - while the issuer is down, an unknown kid is the issuer's fault (503), not the client's.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::Algorithm;
-use serde::Deserialize;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tollgate_upstream::{Fetched, ServerMetadata, Upstream, UpstreamError};
 
 use crate::issuer::Refresh;
 use crate::keys::{KeySet, parse_jwks};
 
 /// The largest JWKS or discovery document read.
-const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
-
-/// How many made-up kids are remembered between two refreshes.
-const MAX_UNKNOWN_KIDS: usize = 10_000;
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
 /// One loaded key set.
 pub(crate) struct Snapshot {
     pub(crate) keys: KeySet,
     /// When these keys were last fetched successfully; `None` before the first success.
     pub(crate) loaded_at: Option<Instant>,
-    /// Bumped when the set of kids changes, so verified-token cache entries made under older
-    /// keys are no longer trusted.
+    /// Bumped when the key material changes (a kid added or removed, or a key replaced
+    /// under its kid), so verified-token cache entries made under older keys are no longer
+    /// trusted.
     pub(crate) generation: u64,
 }
 
@@ -35,50 +43,69 @@ pub(crate) struct Snapshot {
 pub(crate) struct Counters {
     pub(crate) fetches: AtomicU64,
     pub(crate) failures: AtomicU64,
+    pub(crate) refetches: AtomicU64,
+    pub(crate) cooldown_refusals: AtomicU64,
+}
+
+/// Where the JWKS is.
+enum JwksLocation {
+    Fixed(String),
+    /// Found by discovery; `None` until then, and again when the URL starts failing.
+    Discovered(Mutex<Option<String>>),
+}
+
+/// The state of fetches, locked only to read or change it, never across a fetch.
+#[derive(Default)]
+struct Fetches {
+    in_flight: bool,
+    last_start: Option<Instant>,
+    /// A fetch is scheduled for the end of the cooldown.
+    scheduled: bool,
+    /// The last completed fetch failed, and when to try again.
+    down: Option<Duration>,
+}
+
+/// What asking for fresh keys gave.
+pub(crate) enum Refetch {
+    /// A fetch completed (successfully) since the request asked; `joined` when it had
+    /// started before, and so says nothing of kids first seen after its start.
+    Done { joined: bool },
+    /// No fetch is allowed yet; one is scheduled for the end of the cooldown.
+    CoolingDown,
+    /// The issuer is down: try again after this long.
+    IssuerDown(Duration),
 }
 
 pub(crate) struct KeyStore {
     issuer: String,
-    discovery: bool,
-    jwks_url: OnceLock<String>,
-    client: reqwest::Client,
+    jwks: JwksLocation,
+    upstream: Upstream,
     algorithms: Vec<Algorithm>,
     refresh: Refresh,
     pub(crate) current: ArcSwap<Snapshot>,
-    /// Unknown-kid refetches: moka's single flight runs one load for all the requests that
-    /// ask at once, and the entry living for the cooldown is the rate limit. No lock of ours
-    /// is held while the load runs; requests with known kids never come here.
-    refetches: moka::future::Cache<(), ()>,
-    unknown_kids: Mutex<HashSet<String>>,
+    fetches: Mutex<Fetches>,
+    /// Completed fetches, counted: what waiting requests watch.
+    completed: watch::Sender<u64>,
+    me: Weak<KeyStore>,
     pub(crate) counters: Counters,
     task: Mutex<Option<JoinHandle<()>>>,
-}
-
-#[derive(Deserialize)]
-struct Metadata {
-    issuer: String,
-    jwks_uri: String,
 }
 
 impl KeyStore {
     pub(crate) fn new(
         issuer: &str,
         jwks_url: Option<String>,
-        client: reqwest::Client,
+        upstream: Upstream,
         algorithms: Vec<Algorithm>,
         refresh: Refresh,
     ) -> Arc<Self> {
-        let url = OnceLock::new();
-        let discovery = jwks_url.is_none();
-        let cooldown = refresh.cooldown;
-        if let Some(u) = jwks_url {
-            let _ = url.set(u);
-        }
-        Arc::new(KeyStore {
+        Arc::new_cyclic(|me| KeyStore {
             issuer: issuer.to_owned(),
-            discovery,
-            jwks_url: url,
-            client,
+            jwks: match jwks_url {
+                Some(url) => JwksLocation::Fixed(url),
+                None => JwksLocation::Discovered(Mutex::new(None)),
+            },
+            upstream: upstream.max_body(MAX_DOCUMENT_BYTES),
             algorithms,
             refresh,
             current: ArcSwap::from_pointee(Snapshot {
@@ -86,14 +113,16 @@ impl KeyStore {
                 loaded_at: None,
                 generation: 0,
             }),
-            refetches: moka::future::Cache::builder()
-                .max_capacity(1)
-                .time_to_live(cooldown)
-                .build(),
-            unknown_kids: Mutex::new(HashSet::new()),
+            fetches: Mutex::default(),
+            completed: watch::Sender::new(0),
+            me: me.clone(),
             counters: Counters::default(),
             task: Mutex::new(None),
         })
+    }
+
+    fn fetches(&self) -> MutexGuard<'_, Fetches> {
+        self.fetches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether the keys may be used: loaded once, and not older than the max staleness.
@@ -103,89 +132,155 @@ impl KeyStore {
             .is_some_and(|at| at.elapsed() <= self.refresh.max_staleness)
     }
 
-    async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
-        let mut response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("request failed: {}", e.without_url()))?;
-        if !response.status().is_success() {
-            return Err(format!("status {}", response.status().as_u16()));
+    /// When a 503 should tell clients to come back: the breaker's remaining open time, or
+    /// the retry interval.
+    pub(crate) fn retry_after(&self) -> Duration {
+        self.fetches()
+            .down
+            .unwrap_or(self.refresh.retry.min(self.refresh.cooldown))
+    }
+
+    /// Whether the keys were loaded longer than one cooldown ago, so a fetch for a key that
+    /// stopped verifying is worth it.
+    pub(crate) fn older_than_cooldown(&self, snapshot: &Snapshot) -> bool {
+        snapshot
+            .loaded_at
+            .is_some_and(|at| at.elapsed() >= self.refresh.cooldown)
+    }
+
+    /// Fresh keys for a request that found none that fits: joins the fetch under way, or
+    /// starts one if the cooldown allows, or schedules one for the end of the cooldown.
+    pub(crate) async fn refetch(&self) -> Refetch {
+        let mut completed = self.completed.subscribe();
+        completed.borrow_and_update();
+        let joined = {
+            let mut fetches = self.fetches();
+            if fetches.in_flight {
+                true
+            } else if let Some(wait) = self.cooldown_left(&fetches) {
+                self.counters.cooldown_refusals.fetch_add(1, Relaxed);
+                self.schedule(&mut fetches, wait);
+                return match fetches.down {
+                    Some(after) => Refetch::IssuerDown(after),
+                    None => Refetch::CoolingDown,
+                };
+            } else {
+                self.counters.refetches.fetch_add(1, Relaxed);
+                self.start(&mut fetches);
+                false
+            }
+        };
+        // The fetch runs in a task of its own: a request that gives up waiting does not
+        // cancel it, and no lock is held while it runs.
+        if completed.changed().await.is_err() {
+            return Refetch::IssuerDown(self.retry_after());
         }
-        let max_age = response
-            .headers()
+        match self.fetches().down {
+            Some(after) => Refetch::IssuerDown(after),
+            None => Refetch::Done { joined },
+        }
+    }
+
+    /// After a joined fetch that did not have what a request needed: make sure the first
+    /// fetch the cooldown allows looks again.
+    pub(crate) fn look_again(&self) {
+        let mut fetches = self.fetches();
+        let wait = self.cooldown_left(&fetches).unwrap_or_default();
+        self.schedule(&mut fetches, wait);
+    }
+
+    fn cooldown_left(&self, fetches: &Fetches) -> Option<Duration> {
+        let since = fetches.last_start?.elapsed();
+        (since < self.refresh.cooldown).then(|| self.refresh.cooldown - since)
+    }
+
+    /// Marks a fetch started and runs it in the background.
+    fn start(&self, fetches: &mut Fetches) {
+        fetches.in_flight = true;
+        fetches.last_start = Some(Instant::now());
+        let Some(store) = self.me.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            // Failures are logged and counted by `load`, and seen by the waiters.
+            let _ = store.load().await;
+        });
+    }
+
+    /// Schedules one fetch `after` from now (at most one is pending).
+    fn schedule(&self, fetches: &mut Fetches, after: Duration) {
+        if fetches.scheduled {
+            return;
+        }
+        fetches.scheduled = true;
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let Some(store) = me.upgrade() else { return };
+            let mut fetches = store.fetches();
+            fetches.scheduled = false;
+            if !fetches.in_flight {
+                store.start(&mut fetches);
+            }
+        });
+    }
+
+    /// Fetches the key set once and swaps it in; the result carries the `max-age` the
+    /// server gave. Ends the fetch under way and wakes whoever waits for it.
+    async fn load(&self) -> Result<Option<Duration>, String> {
+        self.counters.fetches.fetch_add(1, Relaxed);
+        let result = self.fetch().await;
+        let was_down = {
+            let mut fetches = self.fetches();
+            fetches.in_flight = false;
+            let was_down = fetches.down.is_some();
+            fetches.down = match &result {
+                Ok(_) => None,
+                Err(e) => Some(
+                    e.retry_after()
+                        .unwrap_or(self.refresh.retry.min(self.refresh.cooldown)),
+                ),
+            };
+            was_down
+        };
+        self.completed.send_modify(|n| *n += 1);
+        match &result {
+            Err(e) => {
+                self.counters.failures.fetch_add(1, Relaxed);
+                // One warning when the issuer goes down, not one per retry.
+                if was_down {
+                    tracing::debug!(issuer = %self.issuer, error = %e, "JWKS fetch failed again");
+                } else {
+                    tracing::warn!(issuer = %self.issuer, error = %e, "JWKS fetch failed; keeping the last good keys");
+                }
+            }
+            Ok(_) if was_down => tracing::info!(issuer = %self.issuer, "JWKS fetched again"),
+            Ok(_) => {}
+        }
+        result.map_err(|e| e.to_string())
+    }
+
+    async fn fetch(&self) -> Result<Option<Duration>, LoadError> {
+        let url = self.jwks_url().await?;
+        let fetched = match self.get_jwks(&url).await {
+            // A provider that moved its JWKS: discovery is asked again, once.
+            Err(LoadError::Upstream(UpstreamError::Status(404 | 410)))
+                if matches!(self.jwks, JwksLocation::Discovered(_)) =>
+            {
+                self.forget_jwks_url();
+                let url = self.jwks_url().await?;
+                self.get_jwks(&url).await?
+            }
+            other => other?,
+        };
+        let max_age = fetched
+            .headers
             .get(http::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .and_then(max_age);
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("reading failed: {}", e.without_url()))?
-        {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err("document too large".into());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((body, max_age))
-    }
-
-    /// Finds the JWKS URL by discovery (OIDC, then RFC 8414), checking `issuer` exactly.
-    async fn discover(&self) -> Result<String, String> {
-        let base = self.issuer.trim_end_matches('/');
-        let mut last_error = String::new();
-        for well_known in ["openid-configuration", "oauth-authorization-server"] {
-            let url = format!("{base}/.well-known/{well_known}");
-            let doc = match self.get(&url).await {
-                Ok((body, _)) => body,
-                Err(e) => {
-                    last_error = e;
-                    continue;
-                }
-            };
-            let meta: Metadata = serde_json::from_slice(&doc)
-                .map_err(|_| "the discovery document is not valid".to_owned())?;
-            if meta.issuer != self.issuer {
-                return Err("the discovery document names another issuer".into());
-            }
-            return Ok(meta.jwks_uri);
-        }
-        Err(format!("discovery failed: {last_error}"))
-    }
-
-    /// Fetches the key set once and swaps it in; returns the `max-age` the server gave.
-    pub(crate) async fn load(&self) -> Result<Option<Duration>, String> {
-        self.counters.fetches.fetch_add(1, Relaxed);
-        let result = self.fetch().await;
-        match &result {
-            Ok(_) => {
-                if let Ok(mut kids) = self.unknown_kids.lock() {
-                    kids.clear();
-                }
-            }
-            Err(e) => {
-                self.counters.failures.fetch_add(1, Relaxed);
-                tracing::warn!(issuer = %self.issuer, error = %e, "JWKS fetch failed; keeping the last good keys");
-            }
-        }
-        result
-    }
-
-    async fn fetch(&self) -> Result<Option<Duration>, String> {
-        let url = match self.jwks_url.get() {
-            Some(url) => url.clone(),
-            None => {
-                let url = self.discover().await?;
-                self.jwks_url.get_or_init(|| url).clone()
-            }
-        };
-        let (body, max_age) = self.get(&url).await?;
-        let keys = parse_jwks(&body, &self.algorithms)?;
+        let keys = parse_jwks(&fetched.body, &self.algorithms).map_err(LoadError::Keys)?;
         let previous = self.current.load();
-        let changed =
-            keys.len() != previous.keys.len() || keys.kids().any(|kid| !previous.keys.has_kid(kid));
+        let changed = !keys.same_keys(&previous.keys);
         let generation = previous.generation + u64::from(changed);
         tracing::debug!(issuer = %self.issuer, keys = keys.len(), changed, "JWKS loaded");
         self.current.store(Arc::new(Snapshot {
@@ -196,12 +291,66 @@ impl KeyStore {
         Ok(max_age)
     }
 
+    async fn get_jwks(&self, url: &str) -> Result<Fetched, LoadError> {
+        Ok(self
+            .upstream
+            .send(self.upstream.get(url), Fetched::success)
+            .await?)
+    }
+
+    async fn jwks_url(&self) -> Result<String, LoadError> {
+        let slot = match &self.jwks {
+            JwksLocation::Fixed(url) => return Ok(url.clone()),
+            JwksLocation::Discovered(slot) => slot,
+        };
+        if let Some(url) = lock(slot).clone() {
+            return Ok(url);
+        }
+        let meta = ServerMetadata::discover(&self.upstream, &self.issuer)
+            .await
+            .map_err(|e| LoadError::Discovery(e.to_string()))?;
+        let url = meta
+            .jwks_uri
+            .ok_or_else(|| LoadError::Discovery("the discovery document has no jwks_uri".into()))?;
+        *lock(slot) = Some(url.clone());
+        Ok(url)
+    }
+
+    fn forget_jwks_url(&self) {
+        if let JwksLocation::Discovered(slot) = &self.jwks {
+            *lock(slot) = None;
+        }
+    }
+
     /// After a load: when to refresh next.
     fn next_delay(&self, outcome: &Result<Option<Duration>, String>) -> Duration {
         match outcome {
             Ok(Some(max_age)) => (*max_age).clamp(self.refresh.min, self.refresh.max),
             Ok(None) => self.refresh.interval,
             Err(_) => self.refresh.retry.min(self.refresh.interval),
+        }
+    }
+
+    /// A load for the background refresh: joins the fetch under way if there is one.
+    async fn refresh_now(&self) -> Result<Option<Duration>, String> {
+        let mut completed = self.completed.subscribe();
+        completed.borrow_and_update();
+        let start = {
+            let mut fetches = self.fetches();
+            let start = !fetches.in_flight;
+            if start {
+                fetches.in_flight = true;
+                fetches.last_start = Some(Instant::now());
+            }
+            start
+        };
+        if start {
+            return self.load().await;
+        }
+        let _ = completed.changed().await;
+        match self.fetches().down {
+            Some(_) => Err("the fetch under way failed".into()),
+            None => Ok(None),
         }
     }
 
@@ -214,13 +363,11 @@ impl KeyStore {
             loop {
                 tokio::time::sleep(delay).await;
                 let Some(store) = weak.upgrade() else { break };
-                let outcome = store.load().await;
+                let outcome = store.refresh_now().await;
                 delay = store.next_delay(&outcome);
             }
         });
-        if let Ok(mut slot) = self.task.lock() {
-            *slot = Some(task);
-        }
+        *lock(&self.task) = Some(task);
     }
 
     /// The first load, at build time; returns when to refresh next.
@@ -228,57 +375,44 @@ impl KeyStore {
         if self.refresh.lazy {
             return (Ok(()), Duration::ZERO);
         }
-        let outcome = self.load().await;
+        let outcome = self.refresh_now().await;
         let delay = self.next_delay(&outcome);
         (outcome.map(|_| ()), delay)
     }
 
-    /// For a `kid` not in the key set: one refetch shared by all waiting requests, at most
-    /// once per cooldown; a kid still unknown afterwards is remembered until the next
-    /// refresh, so made-up kids cost no further fetches. Returns whether the kid is known now.
-    pub(crate) async fn refetch_for(&self, kid: &str) -> bool {
-        if self.is_remembered_unknown(kid) {
-            return false;
-        }
-        self.refetches
-            .get_with((), async {
-                // Failures are logged and counted by `load`; the cooldown applies either way.
-                let _ = self.load().await;
-            })
-            .await;
-        let known = self.current.load().keys.has_kid(kid);
-        if !known {
-            self.remember_unknown(kid);
-        }
-        known
-    }
-
-    fn is_remembered_unknown(&self, kid: &str) -> bool {
-        self.unknown_kids
-            .lock()
-            .map(|kids| kids.contains(kid))
-            .unwrap_or(false)
-    }
-
-    fn remember_unknown(&self, kid: &str) {
-        if let Ok(mut kids) = self.unknown_kids.lock()
-            && kids.len() < MAX_UNKNOWN_KIDS
-        {
-            kids.insert(kid.chars().take(256).collect());
-        }
-    }
-
     /// Whether discovery is used (for messages).
     pub(crate) fn uses_discovery(&self) -> bool {
-        self.discovery
+        matches!(self.jwks, JwksLocation::Discovered(_))
     }
+}
+
+/// Why a load failed.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("discovery failed: {0}")]
+    Discovery(String),
+    #[error("{0}")]
+    Keys(String),
+}
+
+impl LoadError {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            LoadError::Upstream(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Drop for KeyStore {
     fn drop(&mut self) {
-        if let Ok(mut slot) = self.task.lock()
-            && let Some(task) = slot.take()
-        {
+        if let Some(task) = lock(&self.task).take() {
             task.abort();
         }
     }
