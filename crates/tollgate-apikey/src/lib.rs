@@ -49,6 +49,7 @@ pub use json::JsonVerifier;
 pub use static_keys::StaticKeys;
 pub use tollgate_upstream::{
     BreakerPolicy, CachePolicy, DEFAULT_TIMEOUT, Outcomes, Stats, UpstreamError, UpstreamErrors,
+    VerdictStore,
 };
 pub use unkey::{UNKEY_BASE_URL, UnkeyVerifier};
 pub use verifier::{Denial, KeyInfo, KeyVerifier, Verdict};

@@ -2,61 +2,20 @@
 //! the test (tollgate-testkit's `MockKeyService`), which counts its calls.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
-use axum::routing::get;
-use tollgate_apikey::{ApiKeyAuth, JsonVerifier, KeyInfo, KeyVerifier, StaticKeys, UnkeyVerifier};
-use tollgate_core::{AuthLayer, Authenticator, Principal};
-use tollgate_testkit::{Fault, MockKey, MockKeyService};
+use tollgate_apikey::{
+    ApiKeyAuth, CachePolicy, DEFAULT_HEADER, JsonVerifier, KeyInfo, KeyVerifier, StaticKeys,
+    UnkeyVerifier,
+};
+use tollgate_core::{AuthLayer, Authenticator, CredentialSource};
+use tollgate_testkit::{Fault, MockKey, MockKeyService, ProtectedApp};
 
 const ROOT: &str = "unkey_root_test";
 const KEY: &str = "sk_test_0123456789abcdef";
 
-struct App {
-    base: String,
-    hits: Arc<AtomicUsize>,
-    client: reqwest::Client,
-}
-
-impl App {
-    async fn start<A: Authenticator>(auth: A) -> App {
-        let hits = Arc::new(AtomicUsize::new(0));
-        let h = hits.clone();
-        let app = Router::new()
-            .route(
-                "/",
-                get(move |req: axum::extract::Request| {
-                    let h = h.clone();
-                    async move {
-                        h.fetch_add(1, Ordering::SeqCst);
-                        let p = req.extensions().get::<Principal>().unwrap();
-                        format!("{} {}", p.subject(), p.scopes())
-                    }
-                }),
-            )
-            .layer(AuthLayer::new(auth));
-        let addr = tollgate_testkit::serve(app).await;
-        App {
-            base: format!("http://{addr}/"),
-            hits,
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn with_key(&self, key: &str) -> reqwest::Response {
-        self.client
-            .get(&self.base)
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
+async fn serve_app<A: Authenticator>(auth: A) -> ProtectedApp {
+    ProtectedApp::start(AuthLayer::new(auth)).await
 }
 
 async fn service() -> MockKeyService {
@@ -77,17 +36,17 @@ fn unkey(service: &MockKeyService) -> UnkeyVerifier {
         .timeout(Duration::from_millis(500))
 }
 
-async fn status_of(app: &App, key: &str) -> u16 {
-    app.with_key(key).await.status().as_u16()
+async fn status_of(app: &ProtectedApp, key: &str) -> u16 {
+    app.with_header("x-api-key", key).await.status().as_u16()
 }
 
 #[tokio::test]
 async fn valid_key_becomes_a_principal_and_a_cache_hit_makes_no_call() {
     let service = service().await;
     let auth = ApiKeyAuth::builder(unkey(&service)).build();
-    let app = App::start(auth.clone()).await;
+    let app = serve_app(auth.clone()).await;
 
-    let res = app.with_key(KEY).await;
+    let res = app.with_header("x-api-key", KEY).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "key_1 orders:read reader");
     assert_eq!(service.requests(), 1);
@@ -109,7 +68,7 @@ async fn valid_key_becomes_a_principal_and_a_cache_hit_makes_no_call() {
 async fn concurrent_misses_for_one_key_make_exactly_one_call() {
     let service = service().await;
     service.fail_with(Fault::Delay(Duration::from_millis(200)));
-    let app = Arc::new(App::start(ApiKeyAuth::builder(unkey(&service)).build()).await);
+    let app = Arc::new(serve_app(ApiKeyAuth::builder(unkey(&service)).build()).await);
     let requests = (0..100).map(|_| {
         let app = app.clone();
         tokio::spawn(async move { status_of(&app, KEY).await })
@@ -125,9 +84,9 @@ async fn concurrent_misses_for_one_key_make_exactly_one_call() {
 async fn refusals_are_cached_for_the_negative_ttl() {
     let service = service().await;
     let auth = ApiKeyAuth::builder(unkey(&service))
-        .negative_ttl(Duration::from_millis(1000))
+        .cache(CachePolicy::default().negative_ttl(Duration::from_millis(1000)))
         .build();
-    let app = App::start(auth).await;
+    let app = serve_app(auth).await;
     assert_eq!(status_of(&app, "sk_test_unknown").await, 401);
     assert_eq!(status_of(&app, "sk_test_unknown").await, 401);
     assert_eq!(service.requests(), 1);
@@ -142,12 +101,12 @@ async fn a_cached_verdict_never_outlives_the_key() {
     let service = service().await;
     let expires = SystemTime::now() + Duration::from_millis(1500);
     service.add_key("sk_test_short", MockKey::new("key_short").expires(expires));
-    let app = App::start(ApiKeyAuth::builder(unkey(&service)).build()).await;
+    let app = serve_app(ApiKeyAuth::builder(unkey(&service)).build()).await;
     assert_eq!(status_of(&app, "sk_test_short").await, 200);
     assert_eq!(status_of(&app, "sk_test_short").await, 200);
     assert_eq!(service.requests(), 1);
     tokio::time::sleep(Duration::from_millis(1800)).await;
-    let res = app.with_key("sk_test_short").await;
+    let res = app.with_header("x-api-key", "sk_test_short").await;
     assert_eq!(res.status(), 401);
     assert_eq!(
         service.requests(),
@@ -210,9 +169,9 @@ async fn every_unkey_code_maps_to_its_status() {
             service.add_key(*key, mock.clone());
         }
     }
-    let app = App::start(ApiKeyAuth::builder(unkey(&service)).build()).await;
+    let app = serve_app(ApiKeyAuth::builder(unkey(&service)).build()).await;
     for (key, _, status, code) in cases {
-        let res = app.with_key(key).await;
+        let res = app.with_header("x-api-key", key).await;
         assert_eq!(res.status(), status, "{key}");
         if status == 429 && key == "sk_limited" {
             let after: u64 = res.headers()["retry-after"]
@@ -249,8 +208,8 @@ async fn upstream_faults_are_503_with_retry_after_never_401_or_200() {
     for fault in faults {
         service.fail_with(fault.clone());
         // A fresh authenticator each time, so nothing is cached.
-        let app = App::start(ApiKeyAuth::builder(unkey(&service)).build()).await;
-        let res = app.with_key(KEY).await;
+        let app = serve_app(ApiKeyAuth::builder(unkey(&service)).build()).await;
+        let res = app.with_header("x-api-key", KEY).await;
         assert_eq!(res.status(), 503, "{fault:?}");
         assert_eq!(res.headers()["retry-after"], "5", "{fault:?}");
         let json: serde_json::Value = res.json().await.unwrap();
@@ -271,7 +230,7 @@ async fn the_same_goes_for_the_generic_protocol() {
     ] {
         service.fail_with(fault.clone());
         let app =
-            App::start(ApiKeyAuth::builder(JsonVerifier::new(service.json_url())).build()).await;
+            serve_app(ApiKeyAuth::builder(JsonVerifier::new(service.json_url())).build()).await;
         assert_eq!(status_of(&app, KEY).await, 503, "{fault:?}");
     }
 }
@@ -281,14 +240,14 @@ async fn key_service_down_or_wrong_root_key_is_503() {
     // A port nobody listens on: connection refused.
     let url = tollgate_testkit::unreachable_url("");
     let auth = ApiKeyAuth::builder(UnkeyVerifier::new(ROOT).base_url(&url)).build();
-    let app = App::start(auth.clone()).await;
+    let app = serve_app(auth.clone()).await;
     assert_eq!(status_of(&app, KEY).await, 503);
     assert_eq!(auth.stats().upstream_errors.connect, 1);
 
     let service = service().await;
     let wrong_root = UnkeyVerifier::new("not-the-root-key").base_url(service.unkey_base_url());
     let auth = ApiKeyAuth::builder(wrong_root).build();
-    let app = App::start(auth.clone()).await;
+    let app = serve_app(auth.clone()).await;
     assert_eq!(status_of(&app, KEY).await, 503);
     assert_eq!(auth.stats().upstream_errors.status, 1);
 }
@@ -297,7 +256,7 @@ async fn key_service_down_or_wrong_root_key_is_503() {
 async fn invalidate_forgets_a_revoked_key() {
     let service = service().await;
     let auth = ApiKeyAuth::builder(unkey(&service)).build();
-    let app = App::start(auth.clone()).await;
+    let app = serve_app(auth.clone()).await;
     assert_eq!(status_of(&app, KEY).await, 200);
     service.revoke(KEY);
     assert_eq!(status_of(&app, KEY).await, 200, "still cached");
@@ -305,7 +264,7 @@ async fn invalidate_forgets_a_revoked_key() {
     assert_eq!(status_of(&app, KEY).await, 401);
 
     service.add_key(KEY, MockKey::new("key_1"));
-    auth.invalidate_all();
+    auth.invalidate_all().await;
     assert_eq!(status_of(&app, KEY).await, 200);
     assert_eq!(service.requests(), 3);
 }
@@ -314,9 +273,9 @@ async fn invalidate_forgets_a_revoked_key() {
 async fn stale_while_revalidate_serves_and_refreshes_in_the_background() {
     let service = service().await;
     let auth = ApiKeyAuth::builder(unkey(&service))
-        .stale_while_revalidate(Duration::from_millis(200))
+        .cache(CachePolicy::default().stale_while_revalidate(Duration::from_millis(200)))
         .build();
-    let app = App::start(auth.clone()).await;
+    let app = serve_app(auth.clone()).await;
     assert_eq!(status_of(&app, KEY).await, 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
     service.revoke(KEY);
@@ -344,10 +303,10 @@ async fn stale_while_revalidate_serves_and_refreshes_in_the_background() {
 }
 
 /// `n` requests with `KEY` sent together.
-async fn futures_join(app: &App, n: usize) -> Vec<u16> {
+async fn futures_join(app: &ProtectedApp, n: usize) -> Vec<u16> {
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..n {
-        let req = app.client.get(&app.base).header("x-api-key", KEY).send();
+        let req = app.get().header("x-api-key", KEY).send();
         set.spawn(async move { req.await.unwrap().status().as_u16() });
     }
     set.join_all().await
@@ -357,11 +316,14 @@ async fn futures_join(app: &App, n: usize) -> Vec<u16> {
 async fn serve_stale_on_error_is_bounded_and_only_for_valid_keys() {
     let service = service().await;
     let auth = ApiKeyAuth::builder(unkey(&service))
-        .cache_ttl(Duration::from_millis(200))
-        .negative_ttl(Duration::from_millis(200))
-        .serve_stale_on_error(Duration::from_millis(600))
+        .cache(
+            CachePolicy::default()
+                .ttl(Duration::from_millis(200))
+                .negative_ttl(Duration::from_millis(200))
+                .serve_stale_on_error(Duration::from_millis(600)),
+        )
         .build();
-    let app = App::start(auth.clone()).await;
+    let app = serve_app(auth.clone()).await;
     assert_eq!(status_of(&app, KEY).await, 200);
     assert_eq!(status_of(&app, "sk_test_bad").await, 401);
 
@@ -381,9 +343,9 @@ async fn serve_stale_on_error_is_bounded_and_only_for_valid_keys() {
 async fn without_serve_stale_an_outage_after_expiry_is_503() {
     let service = service().await;
     let auth = ApiKeyAuth::builder(unkey(&service))
-        .cache_ttl(Duration::from_millis(100))
+        .cache(CachePolicy::default().ttl(Duration::from_millis(100)))
         .build();
-    let app = App::start(auth).await;
+    let app = serve_app(auth).await;
     assert_eq!(status_of(&app, KEY).await, 200);
     service.fail_with(Fault::Status(500));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -394,13 +356,13 @@ async fn without_serve_stale_an_outage_after_expiry_is_503() {
 async fn bypass_cache_calls_upstream_every_time() {
     let service = service().await;
     let auth = ApiKeyAuth::builder(unkey(&service)).build();
-    let app = App::start(auth.bypass_cache()).await;
+    let app = serve_app(auth.bypass_cache()).await;
     for _ in 0..3 {
         assert_eq!(status_of(&app, KEY).await, 200);
     }
     assert_eq!(service.requests(), 3);
     // The answers were stored: the cached route is a hit.
-    let cached = App::start(auth).await;
+    let cached = serve_app(auth).await;
     assert_eq!(status_of(&cached, KEY).await, 200);
     assert_eq!(service.requests(), 3);
 }
@@ -422,8 +384,8 @@ async fn generic_json_protocol() {
     };
     assert_eq!(info.key_id(), "key_json");
 
-    let app = App::start(ApiKeyAuth::builder(verifier).build()).await;
-    let res = app.with_key("sk_json").await;
+    let app = serve_app(ApiKeyAuth::builder(verifier).build()).await;
+    let res = app.with_header("x-api-key", "sk_json").await;
     assert_eq!(res.text().await.unwrap(), "key_json a b");
     assert_eq!(status_of(&app, "sk_nope").await, 401);
 }
@@ -434,7 +396,7 @@ async fn local_checks_cost_no_call() {
     let auth = ApiKeyAuth::builder(unkey(&service))
         .prefix("sk_test_")
         .build();
-    let app = App::start(auth.clone()).await;
+    let app = serve_app(auth.clone()).await;
     assert_eq!(status_of(&app, "pk_live_wrongprefix").await, 401);
     assert_eq!(
         status_of(&app, &format!("sk_test_{}", "a".repeat(600))).await,
@@ -443,15 +405,14 @@ async fn local_checks_cost_no_call() {
     assert_eq!(status_of(&app, "").await, 400);
     assert_eq!(status_of(&app, "   ").await, 400);
     let two = app
-        .client
-        .get(&app.base)
+        .get()
         .header("x-api-key", KEY)
         .header("x-api-key", KEY)
         .send()
         .await
         .unwrap();
     assert_eq!(two.status(), 400);
-    let none = app.client.get(&app.base).send().await.unwrap();
+    let none = app.get().send().await.unwrap();
     assert_eq!(none.status(), 401);
     assert_eq!(service.requests(), 0);
     assert_eq!(auth.stats().rejected_locally, 1);
@@ -460,19 +421,19 @@ async fn local_checks_cost_no_call() {
 #[tokio::test]
 async fn bearer_keys_when_enabled() {
     let service = service().await;
-    let auth = ApiKeyAuth::builder(unkey(&service)).also_bearer().build();
-    let app = App::start(auth).await;
+    let auth = ApiKeyAuth::builder(unkey(&service))
+        .credential_source(CredentialSource::header(DEFAULT_HEADER).also_bearer())
+        .build();
+    let app = serve_app(auth).await;
     let res = app
-        .client
-        .get(&app.base)
+        .get()
         .bearer_auth(KEY)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     let both = app
-        .client
-        .get(&app.base)
+        .get()
         .bearer_auth(KEY)
         .header("x-api-key", KEY)
         .send()
@@ -484,8 +445,8 @@ async fn bearer_keys_when_enabled() {
 #[tokio::test]
 async fn static_keys_through_the_layer() {
     let keys = StaticKeys::new().key(KEY, KeyInfo::new("ci").scopes(["deploy"]));
-    let app = App::start(ApiKeyAuth::builder(keys).build()).await;
-    assert_eq!(app.with_key(KEY).await.text().await.unwrap(), "ci deploy");
+    let app = serve_app(ApiKeyAuth::builder(keys).build()).await;
+    assert_eq!(app.with_header("x-api-key", KEY).await.text().await.unwrap(), "ci deploy");
     // Differs in the last byte only: a miss, not a hit on a truncated or folded cache key.
     let mut near = KEY.to_owned();
     near.pop();
@@ -519,16 +480,16 @@ async fn logs_and_responses_never_contain_the_key() {
 
     let service = service().await;
     let auth = ApiKeyAuth::builder(unkey(&service)).build();
-    let app = App::start(auth.clone()).await;
+    let app = serve_app(auth.clone()).await;
     let mut bodies = String::new();
     for key in [KEY, "sk_test_secret_unknown"] {
-        let res = app.with_key(key).await;
+        let res = app.with_header("x-api-key", key).await;
         bodies.push_str(&format!("{:?}", res.headers()));
         bodies.push_str(&res.text().await.unwrap());
     }
     service.fail_with(Fault::WrongTypes);
-    auth.invalidate_all();
-    let res = app.with_key(KEY).await;
+    auth.invalidate_all().await;
+    let res = app.with_header("x-api-key", KEY).await;
     bodies.push_str(&res.text().await.unwrap());
     bodies.push_str(&format!("{auth:?}"));
 
@@ -538,4 +499,205 @@ async fn logs_and_responses_never_contain_the_key() {
         assert!(!logs.contains(secret), "logs leak {secret}");
         assert!(!bodies.contains(secret), "responses leak {secret}");
     }
+}
+
+#[tokio::test]
+async fn usage_exceeded_is_429_without_retry_after() {
+    let service = service().await;
+    service.add_key("sk_usage", MockKey::new("k").code("USAGE_EXCEEDED"));
+    let app = serve_app(ApiKeyAuth::builder(unkey(&service)).build()).await;
+    let res = app.with_header("x-api-key", "sk_usage").await;
+    assert_eq!(res.status(), 429);
+    // Unkey gives no reset time for credits: no Retry-After is made up.
+    assert!(res.headers().get("retry-after").is_none());
+}
+
+/// A second key service that would call every key valid: where a redirect points.
+async fn attacker() -> MockKeyService {
+    let evil = MockKeyService::start().await;
+    evil.add_key(KEY, MockKey::new("evil").permissions(["admin"]));
+    evil
+}
+
+#[tokio::test]
+async fn a_redirecting_key_service_is_an_outage_and_the_key_goes_nowhere_else() {
+    let evil = attacker().await;
+    let service = service().await;
+    for status in [301, 302, 303, 307, 308] {
+        for to in [evil.unkey_base_url() + "/v2/keys.verifyKey", evil.json_url()] {
+            service.fail_with(Fault::Redirect(status, to));
+            for verifier in [
+                ApiKeyAuth::builder(unkey(&service)).build().boxed(),
+                ApiKeyAuth::builder(JsonVerifier::new(service.json_url()).header(
+                    http::HeaderName::from_static("x-service-token"),
+                    http::HeaderValue::from_static("s3cret"),
+                ))
+                .build()
+                .boxed(),
+            ] {
+                let app = ProtectedApp::start(AuthLayer::new(verifier)).await;
+                let res = app.with_header("x-api-key", KEY).await;
+                assert_eq!(res.status(), 503, "{status}");
+                assert!(res.headers().contains_key("retry-after"));
+                assert_eq!(app.hits(), 0);
+            }
+        }
+    }
+    assert_eq!(evil.requests(), 0, "the key was sent to the redirect's target");
+}
+
+#[tokio::test]
+async fn a_client_that_follows_redirects_is_caught_and_never_retried() {
+    let evil = attacker().await;
+    let service = service().await;
+    let following = reqwest::Client::new(); // reqwest's default follows up to 10
+    service.fail_with(Fault::Redirect(307, evil.json_url()));
+    let auth = ApiKeyAuth::builder(JsonVerifier::new(service.json_url()).client(following.clone()))
+        .build();
+    let app = serve_app(auth.clone()).await;
+    let res = app.with_header("x-api-key", KEY).await;
+    assert_eq!(res.status(), 503, "a followed redirect is refused");
+    assert_eq!(auth.stats().upstream_errors.redirect, 1);
+
+    // A redirect whose target refuses the connection: the request reached the first server,
+    // so it is not sent again.
+    let before = service.requests();
+    service.fail_with(Fault::Redirect(307, tollgate_testkit::unreachable_url("/verify")));
+    let auth = ApiKeyAuth::builder(JsonVerifier::new(service.json_url()).client(following))
+        .build();
+    let app = serve_app(auth).await;
+    assert_eq!(status_of(&app, KEY).await, 503);
+    assert_eq!(service.requests(), before + 1, "sent once, not retried");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_once_a_timeout_never() {
+    let url = tollgate_testkit::unreachable_url("");
+    let auth = ApiKeyAuth::builder(UnkeyVerifier::new(ROOT).base_url(&url)).build();
+    let app = serve_app(auth.clone()).await;
+    assert_eq!(status_of(&app, KEY).await, 503);
+    // One verification, counted once, its connection tried twice (nothing reached a server).
+    assert_eq!(auth.stats().upstream_calls, 1);
+
+    let service = service().await;
+    service.fail_with(Fault::Delay(Duration::from_secs(2)));
+    let app = serve_app(ApiKeyAuth::builder(unkey(&service)).build()).await;
+    assert_eq!(status_of(&app, KEY).await, 503);
+    assert_eq!(service.requests(), 1, "a request that may have arrived is never resent");
+}
+
+#[tokio::test]
+async fn once_the_key_service_is_known_down_requests_are_answered_at_once() {
+    use tollgate_apikey::BreakerPolicy;
+    let service = service().await;
+    service.add_key("sk_test_other", MockKey::new("key_2"));
+    let verifier = unkey(&service).breaker(BreakerPolicy::default().probe_interval(Duration::from_millis(300)));
+    let auth = ApiKeyAuth::builder(verifier)
+        .cache(
+            CachePolicy::default()
+                .ttl(Duration::from_millis(100))
+                .serve_stale_on_error(Duration::from_secs(60)),
+        )
+        .build();
+    let app = serve_app(auth.clone()).await;
+    assert_eq!(status_of(&app, KEY).await, 200);
+    tokio::time::sleep(Duration::from_millis(150)).await; // past the TTL
+
+    // The service hangs: the first request waits its timeout (and is served stale); the
+    // breaker opens; every later one is answered without asking.
+    service.fail_with(Fault::Delay(Duration::from_secs(10)));
+    let before = service.requests();
+    assert_eq!(status_of(&app, KEY).await, 200, "served stale");
+    for _ in 0..20 {
+        assert_eq!(status_of(&app, KEY).await, 200, "stale, at once");
+        let res = app.with_header("x-api-key", "sk_test_other").await;
+        assert_eq!(res.status(), 503, "uncached: 503 at once");
+        let after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(after <= 1, "Retry-After is the time until the next probe: {after}");
+    }
+    assert_eq!(service.requests(), before + 1, "one call, then none while open");
+    assert_eq!(auth.stats().upstream_errors.timeout, 1);
+
+    // The service is back: the first request after the probe interval probes and closes it.
+    service.heal();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(status_of(&app, "sk_test_other").await, 200);
+    assert_eq!(status_of(&app, KEY).await, 200);
+}
+
+#[tokio::test]
+async fn a_flood_of_refusals_never_evicts_valid_verdicts() {
+    let service = service().await;
+    let auth = ApiKeyAuth::builder(unkey(&service))
+        .cache(CachePolicy::default().max_entries(10).max_refusals(5))
+        .build();
+    let app = serve_app(auth.clone()).await;
+    assert_eq!(status_of(&app, KEY).await, 200);
+    for i in 0..200 {
+        assert_eq!(status_of(&app, &format!("sk_test_flood_{i}")).await, 401);
+    }
+    let calls = service.requests();
+    assert_eq!(status_of(&app, KEY).await, 200);
+    assert_eq!(service.requests(), calls, "the valid key is still cached");
+    assert_eq!(auth.stats().outcomes.invalid, 200);
+}
+
+#[tokio::test]
+async fn a_disabled_cache_stays_disabled_whatever_else_is_set() {
+    let service = service().await;
+    let policy = CachePolicy::disabled().ttl(Duration::from_secs(60));
+    let app = serve_app(ApiKeyAuth::builder(unkey(&service)).cache(policy).build()).await;
+    for _ in 0..3 {
+        assert_eq!(status_of(&app, KEY).await, 200);
+    }
+    assert_eq!(service.requests(), 3);
+}
+
+/// A shared store in memory: the seam a fleet's Redis store implements.
+#[derive(Clone, Default)]
+struct SharedMemory(Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], Vec<u8>>>>);
+
+impl tollgate_apikey::VerdictStore for SharedMemory {
+    async fn get(&self, key: &tollgate_core::CredentialDigest) -> Option<Vec<u8>> {
+        self.0.lock().unwrap().get(key.as_bytes()).cloned()
+    }
+    async fn put(&self, key: &tollgate_core::CredentialDigest, value: Vec<u8>, _: Duration) {
+        let text = String::from_utf8_lossy(&value).into_owned();
+        assert!(!text.contains(KEY), "a stored verdict holds no credential");
+        self.0.lock().unwrap().insert(*key.as_bytes(), value);
+    }
+    async fn invalidate(&self, key: &tollgate_core::CredentialDigest) {
+        self.0.lock().unwrap().remove(key.as_bytes());
+    }
+    async fn invalidate_all(&self) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+#[tokio::test]
+async fn a_second_level_store_is_asked_before_the_key_service() {
+    let service = service().await;
+    let store = SharedMemory::default();
+    let replica = || ApiKeyAuth::builder(unkey(&service)).store(store.clone()).build();
+    let (a, b) = (replica(), replica());
+    let (app_a, app_b) = (serve_app(a.clone()).await, serve_app(b.clone()).await);
+    assert_eq!(
+        app_a.with_header("x-api-key", KEY).await.text().await.unwrap(),
+        "key_1 orders:read reader"
+    );
+    assert_eq!(
+        app_b.with_header("x-api-key", KEY).await.text().await.unwrap(),
+        "key_1 orders:read reader",
+        "the principal round-trips through the store"
+    );
+    assert_eq!(status_of(&app_a, "sk_test_unknown").await, 401);
+    assert_eq!(status_of(&app_b, "sk_test_unknown").await, 401);
+    assert_eq!(service.requests(), 2, "one call per key for both replicas");
+    assert_eq!(b.stats().store_hits, 2);
+
+    // Invalidation reaches the store: the next replica to miss asks the service again.
+    service.revoke(KEY);
+    a.invalidate(KEY).await;
+    let c = replica();
+    assert_eq!(status_of(&serve_app(c).await, KEY).await, 401);
 }

@@ -19,15 +19,14 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 struct Token;
 
 impl Authenticator for Token {
-    async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        match CredentialSource::bearer()
-            .max_len(64)
-            .find(&parts.headers)?
-        {
-            None => Err(AuthError::missing_credential()),
-            Some("good") => Ok(Principal::builder("alice", CredentialKind::Jwt)
-                .scopes(Scopes::from(["orders:read"]))
-                .build()),
+    async fn authenticate(&self, parts: &Parts) -> Result<Option<Principal>, AuthError> {
+        match self.credential_source().find(parts)?.as_deref() {
+            None => Ok(None),
+            Some("good") => Ok(Some(
+                Principal::builder("alice", CredentialKind::Jwt)
+                    .scopes(Scopes::from(["orders:read"]))
+                    .build(),
+            )),
             Some("down") => Err(AuthError::unavailable(
                 "the identity provider is unreachable",
                 Duration::from_millis(1500),
@@ -36,12 +35,14 @@ impl Authenticator for Token {
                 "too many requests",
                 Some(Duration::from_secs(7)),
             )),
+            // Not ours: another authenticator's kind.
+            Some("opaque") => Ok(None),
             Some(_) => Err(AuthError::invalid_token("unknown token")),
         }
     }
 
-    fn guard_credentials(&self, headers: &mut http::HeaderMap, strip: bool) {
-        CredentialSource::bearer().guard(headers, strip)
+    fn credential_source(&self) -> CredentialSource {
+        CredentialSource::bearer().max_len(64)
     }
 }
 
@@ -51,20 +52,24 @@ struct Key;
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 impl Authenticator for Key {
-    async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        match CredentialSource::header(API_KEY).find(&parts.headers)? {
-            None => Err(AuthError::missing_credential()),
-            Some("key-1") => Ok(Principal::builder("key_1", CredentialKind::ApiKey).build()),
+    async fn authenticate(&self, parts: &Parts) -> Result<Option<Principal>, AuthError> {
+        match self.credential_source().find(parts)?.as_deref() {
+            None => Ok(None),
+            Some("key-1") => Ok(Some(
+                Principal::builder("key_1", CredentialKind::ApiKey).build(),
+            )),
             Some(_) => Err(AuthError::invalid_token("unknown key")),
         }
     }
 
-    fn guard_credentials(&self, headers: &mut http::HeaderMap, strip: bool) {
-        CredentialSource::header(API_KEY).guard(headers, strip)
+    fn credential_source(&self) -> CredentialSource {
+        CredentialSource::header(API_KEY)
     }
 }
 
 type Seen = Arc<std::sync::Mutex<Vec<Request<()>>>>;
+
+type Res = Response<AuthBody<Full<Bytes>>>;
 
 /// An inner service that records what it saw and answers with the subject.
 fn recorder(
@@ -86,10 +91,7 @@ fn recorder(
     })
 }
 
-async fn call<A: Authenticator>(
-    layer: AuthLayer<A>,
-    req: Request<()>,
-) -> (Response<Full<Bytes>>, Vec<Request<()>>) {
+async fn call<A: Authenticator>(layer: AuthLayer<A>, req: Request<()>) -> (Res, Vec<Request<()>>) {
     let seen = Seen::default();
     let svc = ServiceBuilder::new()
         .layer(layer)
@@ -106,10 +108,13 @@ fn with_auth(value: &[u8]) -> Request<()> {
     req
 }
 
-async fn body(res: Response<Full<Bytes>>) -> serde_json::Value {
+async fn bytes(res: Res) -> Bytes {
     use http_body_util::BodyExt;
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&bytes).unwrap()
+    res.into_body().collect().await.unwrap().to_bytes()
+}
+
+async fn body(res: Res) -> serde_json::Value {
+    serde_json::from_slice(&bytes(res).await).unwrap()
 }
 
 #[tokio::test]
@@ -282,9 +287,154 @@ async fn custom_error_format_is_used_with_the_status_of_the_error() {
     .await;
     assert!(seen.is_empty());
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    use http_body_util::BodyExt;
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(bytes, "<problem>invalid_token</problem>");
+    // The standard headers stay although the format set none of them.
+    assert_eq!(
+        res.headers()[WWW_AUTHENTICATE],
+        r#"Bearer realm="api", error="invalid_token", error_description="unknown token""#
+    );
+    assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(bytes(res).await, "<problem>invalid_token</problem>");
+
+    // ...and Retry-After on an outage.
+    let (res, _) = call(
+        AuthLayer::new(Token).error_format(format),
+        with_auth(b"Bearer down"),
+    )
+    .await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "2");
+}
+
+#[tokio::test]
+async fn json_envelope_from_a_closure_keeps_the_standard_headers() {
+    let envelope = JsonEnvelope::new(|err: &AuthError| {
+        serde_json::json!({"problem": {"code": err.kind().code(), "detail": err.description()}})
+    });
+    let (res, _) = call(
+        AuthLayer::new(Token).error_format(envelope).realm("orders"),
+        with_auth(b"Bearer limited"),
+    )
+    .await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "7");
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert_eq!(
+        body(res).await,
+        serde_json::json!({"problem": {"code": "rate_limited", "detail": "too many requests"}})
+    );
+
+    // A format that sets a header itself keeps its own.
+    let own = |_: &AuthError| {
+        Response::builder()
+            .header(WWW_AUTHENTICATE, "Custom realm=\"x\"")
+            .body(Bytes::new())
+            .unwrap()
+    };
+    let (res, _) = call(AuthLayer::new(Token).error_format(own), Request::new(())).await;
+    assert_eq!(res.headers()[WWW_AUTHENTICATE], r#"Custom realm="x""#);
+}
+
+#[tokio::test]
+async fn api_key_routes_challenge_for_a_key_not_a_bearer_token() {
+    let (res, _) = call(AuthLayer::new(Key).realm("orders"), Request::new(())).await;
+    assert_eq!(res.status(), 401);
+    let challenges: Vec<_> = res.headers().get_all(WWW_AUTHENTICATE).iter().collect();
+    assert_eq!(challenges, [r#"ApiKey realm="orders", header="x-api-key""#]);
+
+    // Both kinds on one route: the challenge of the credential sent carries the error, first.
+    let mut req = Request::new(());
+    req.headers_mut()
+        .insert(API_KEY, HeaderValue::from_static("nope"));
+    let (res, _) = call(AuthLayer::new(Token.or(Key)), req).await;
+    let challenges: Vec<_> = res.headers().get_all(WWW_AUTHENTICATE).iter().collect();
+    assert_eq!(
+        challenges,
+        [
+            r#"ApiKey realm="api", header="x-api-key", error="invalid_token", error_description="unknown key""#,
+            r#"Bearer realm="api""#,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_credential_no_authenticator_takes_is_refused_never_anonymous() {
+    // `Token` hands `opaque` on (not its kind); alone, nobody takes it.
+    for layer in [AuthLayer::new(Token), AuthLayer::new(Token).optional()] {
+        let (res, seen) = call(layer, with_auth(b"Bearer opaque")).await;
+        assert_eq!(res.status(), 401);
+        assert!(seen.is_empty());
+        assert_eq!(
+            body(res).await["error_description"],
+            "the credential is not of a kind this service accepts"
+        );
+    }
+    // A credential in a header nobody here reads does not count: the request is anonymous.
+    let mut req = Request::new(());
+    req.headers_mut()
+        .insert(API_KEY, HeaderValue::from_static("key-1"));
+    let (res, seen) = call(AuthLayer::new(Token).optional(), req).await;
+    assert_eq!(res.status(), 200);
+    assert!(seen[0].extensions().get::<Principal>().is_none());
+}
+
+#[tokio::test]
+async fn query_tokens_rfc6750_s2_3_are_opt_in_removed_from_the_uri_and_private() {
+    /// Reads the bearer header or the `access_token` query parameter.
+    struct Query;
+    impl Authenticator for Query {
+        async fn authenticate(&self, parts: &Parts) -> Result<Option<Principal>, AuthError> {
+            Token.authenticate_with(self.credential_source(), parts)
+        }
+        fn credential_source(&self) -> CredentialSource {
+            CredentialSource::bearer().also_query("access_token")
+        }
+    }
+    let req = |uri: &str| Request::builder().uri(uri).body(()).unwrap();
+    let (res, seen) = call(AuthLayer::new(Query), req("/ws?room=1&access_token=good")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen[0].uri(), "/ws?room=1", "the token never reaches the service");
+    assert_eq!(res.headers()["cache-control"], "private");
+
+    let (res, seen) = call(AuthLayer::new(Query), req("/ws?access_token=bad")).await;
+    assert_eq!(res.status(), 401);
+    assert!(seen.is_empty());
+
+    // Without the opt-in, the parameter is not a credential.
+    let (res, _) = call(AuthLayer::new(Token), req("/ws?access_token=good")).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()[WWW_AUTHENTICATE], r#"Bearer realm="api""#);
+
+    // Header and query at once: one method only (RFC 6750 §2).
+    let mut both = req("/ws?access_token=good");
+    both.headers_mut()
+        .insert(AUTHORIZATION, HeaderValue::from_static("Bearer good"));
+    let (res, _) = call(AuthLayer::new(Query), both).await;
+    assert_eq!(res.status(), 400);
+}
+
+impl Token {
+    /// `Token`'s verdict on the credential `source` finds.
+    fn authenticate_with(
+        &self,
+        source: CredentialSource,
+        parts: &Parts,
+    ) -> Result<Option<Principal>, AuthError> {
+        match source.find(parts)?.as_deref() {
+            None => Ok(None),
+            Some("good") => Ok(Some(Principal::builder("alice", CredentialKind::Jwt).build())),
+            Some(_) => Err(AuthError::invalid_token("unknown token")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_boxed_authenticator_behaves_like_the_one_inside() {
+    let boxed: BoxAuthenticator = Token.boxed().or(Key.boxed()).boxed();
+    let (res, seen) = call(AuthLayer::new(boxed.clone()), with_auth(b"Bearer good")).await;
+    assert_eq!(res.status(), 200);
+    assert!(seen[0].headers()[AUTHORIZATION].is_sensitive());
+    let (res, _) = call(AuthLayer::new(boxed), with_auth(b"Bearer bad")).await;
+    assert_eq!(res.status(), 401);
 }
 
 #[tokio::test]
@@ -323,22 +473,17 @@ async fn credential_header_is_marked_sensitive_beside_repeated_headers() {
 async fn cookie_credential_is_opt_in_and_stripped_alone() {
     struct CookieAuth;
     impl Authenticator for CookieAuth {
-        async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-            match CredentialSource::bearer()
-                .also_cookie("session")
-                .find(&parts.headers)?
-            {
-                Some("good") => {
-                    Ok(Principal::builder("c", CredentialKind::Other("cookie")).build())
-                }
+        async fn authenticate(&self, parts: &Parts) -> Result<Option<Principal>, AuthError> {
+            match self.credential_source().find(parts)?.as_deref() {
+                Some("good") => Ok(Some(
+                    Principal::builder("c", CredentialKind::Other("cookie")).build(),
+                )),
                 Some(_) => Err(AuthError::invalid_token("bad")),
-                None => Err(AuthError::missing_credential()),
+                None => Ok(None),
             }
         }
-        fn guard_credentials(&self, headers: &mut http::HeaderMap, strip: bool) {
-            CredentialSource::bearer()
-                .also_cookie("session")
-                .guard(headers, strip)
+        fn credential_source(&self) -> CredentialSource {
+            CredentialSource::bearer().also_cookie("session")
         }
     }
     let mut req = Request::new(());
@@ -527,4 +672,29 @@ mod over_http {
             "the handler ran for a refused request"
         );
     }
+}
+
+#[tokio::test]
+async fn any_response_body_works_a_tonic_style_boxed_body_included() {
+    use http_body_util::combinators::UnsyncBoxBody;
+    use http_body_util::{BodyExt, Full};
+    type Boxed = UnsyncBoxBody<Bytes, std::io::Error>;
+    // tonic's services answer `Response<UnsyncBoxBody<Bytes, Status>>`: no `From<Bytes>`.
+    let inner = tower::service_fn(|_req: Request<()>| async {
+        let body: Boxed = Full::new(Bytes::from("served"))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        Ok::<_, Infallible>(Response::new(body))
+    });
+    let svc = ServiceBuilder::new()
+        .layer(AuthLayer::new(Token))
+        .layer(RequireScopesLayer::all(["orders:read"]))
+        .service(inner);
+    let res = svc.clone().oneshot(with_auth(b"Bearer good")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "served");
+    let res = svc.oneshot(with_auth(b"Bearer bad")).await.unwrap();
+    assert_eq!(res.status(), 401);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.starts_with(b"{\"error\":\"invalid_token\""));
 }

@@ -151,7 +151,7 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// A fault the mock provider answers JWKS and discovery requests with.
+/// A fault the mock provider answers JWKS, discovery and token requests with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IdpFault {
@@ -161,6 +161,12 @@ pub enum IdpFault {
     Delay(Duration),
     /// Answers 200 with bytes that are not JSON.
     Garbage,
+    /// Answers 200 with an HTML page.
+    Html,
+    /// Answers 200 with a 2 MB JSON body.
+    Huge,
+    /// Answers `302 Found` to this URL (another host's JWKS, say).
+    Redirect(String),
 }
 
 struct Shared {
@@ -174,6 +180,7 @@ struct Shared {
     fault: Mutex<Option<IdpFault>>,
     cache_control: Mutex<Option<String>>,
     discovery_issuer: Mutex<Option<String>>,
+    jwks_path: Mutex<String>,
     jwks_requests: AtomicUsize,
     discovery_requests: AtomicUsize,
 }
@@ -219,13 +226,15 @@ impl MockIdp {
             fault: Mutex::default(),
             cache_control: Mutex::default(),
             discovery_issuer: Mutex::default(),
+            jwks_path: Mutex::new("/jwks.json".into()),
             jwks_requests: AtomicUsize::new(0),
             discovery_requests: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
-            .route("/jwks.json", get(jwks))
             .route("/token", axum::routing::post(token_endpoint))
+            // The JWKS is wherever `jwks_path` says (see `move_jwks`).
+            .fallback(jwks)
             .with_state(shared.clone());
         let server = Server::start(app).await;
         let _ = shared.issuer.set(server.url(""));
@@ -243,7 +252,12 @@ impl MockIdp {
 
     /// The JWKS URL.
     pub fn jwks_url(&self) -> String {
-        self.server.url("/jwks.json")
+        self.server.url(&lock(&self.shared.jwks_path))
+    }
+
+    /// Moves the JWKS to `path`: discovery names the new URL, the old one answers 404.
+    pub fn move_jwks(&self, path: &str) {
+        *lock(&self.shared.jwks_path) = path.to_owned();
     }
 
     /// A token with the default claims (`iss`, `sub` = `user-1`, `aud` =
@@ -289,6 +303,29 @@ impl MockIdp {
         lock(&self.shared.published).push(key.clone());
         lock(&self.shared.signing).push(key);
         kid
+    }
+
+    /// Replaces the key `kid` with new key material of the same algorithm under the same
+    /// kid (a rotation in place), and returns it.
+    pub fn replace_key(&self, kid: &str) -> SigningKey {
+        let old = lock(&self.shared.signing)
+            .iter()
+            .find(|k| k.kid == kid)
+            .cloned()
+            .expect("no key with that kid");
+        let key = SigningKey::generate(kid, old.alg);
+        for keys in [&self.shared.published, &self.shared.signing] {
+            for k in lock(keys).iter_mut().filter(|k| k.kid == kid) {
+                *k = key.clone();
+            }
+        }
+        key
+    }
+
+    /// Publishes `key` (one made with [`SigningKey::generate`]) beside the others; tokens
+    /// signed with it (`token().key(key)`) then verify.
+    pub fn publish(&self, key: SigningKey) {
+        lock(&self.shared.published).push(key);
     }
 
     /// Stops publishing the key `kid` (tokens it signed should then be refused).
@@ -456,16 +493,20 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
     let claimed = lock(&shared.discovery_issuer)
         .clone()
         .unwrap_or_else(|| issuer.clone());
+    let jwks_path = lock(&shared.jwks_path).clone();
     Json(json!({
         "issuer": claimed,
-        "jwks_uri": format!("{issuer}/jwks.json"),
+        "jwks_uri": format!("{issuer}{jwks_path}"),
         "token_endpoint": format!("{issuer}/token"),
         "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
     }))
     .into_response()
 }
 
-async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
+async fn jwks(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Response {
+    if uri.path() != *lock(&shared.jwks_path) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     shared.jwks_requests.fetch_add(1, Ordering::SeqCst);
     if let Some(res) = fault(&shared).await {
         return res;
@@ -563,5 +604,20 @@ async fn fault(shared: &Shared) -> Option<Response> {
             None
         }
         IdpFault::Garbage => Some((StatusCode::OK, "{\"keys\": [").into_response()),
+        IdpFault::Html => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body>502 Bad Gateway</body></html>",
+            )
+                .into_response(),
+        ),
+        IdpFault::Huge => {
+            let filler = "x".repeat(2 * 1024 * 1024);
+            Some(Json(json!({ "keys": [], "pad": filler })).into_response())
+        }
+        IdpFault::Redirect(to) => Some(
+            (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
+        ),
     }
 }

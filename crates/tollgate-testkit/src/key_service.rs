@@ -115,6 +115,9 @@ pub enum Fault {
     HugeBody,
     /// Answers 200 at once, then sends the body one byte every 500 ms.
     SlowBody,
+    /// Answers with this redirect status (301, 302, 307, 308) to this URL (another host's
+    /// key service, say).
+    Redirect(u16, String),
 }
 
 struct Shared {
@@ -265,6 +268,11 @@ async fn fault(shared: &Shared) -> Option<Response> {
             });
             Response::new(axum::body::Body::from_stream(stream))
         }
+        Fault::Redirect(status, to) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT),
+            [(header::LOCATION, to)],
+        )
+            .into_response(),
         Fault::HugeBody => {
             let filler = "x".repeat(2 * 1024 * 1024);
             Json(json!({"data": {"valid": false, "code": "NOT_FOUND", "pad": filler}}))

@@ -8,7 +8,8 @@
 //!   tollgate's generic JSON one, with keys added, revoked and expired at run time, injected
 //!   faults and a request counter.
 //!
-//! - [`serve`]: your router on a random 127.0.0.1 port, for real HTTP calls in tests;
+//! - [`ProtectedApp`]: one route behind your layer, served, counting its handler's runs;
+//!   [`serve`]: your own router on a random 127.0.0.1 port, for real HTTP calls in tests;
 //!   [`unreachable_url`]: a URL where nothing listens.
 //! - [`alternating`] and [`quartiles`]: two operations timed in alternating rounds, for
 //!   benchmarks on machines that drift more than the effect measured.
@@ -32,11 +33,13 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod app;
 mod idp;
 mod key_service;
 mod paired;
 mod server;
 
+pub use app::ProtectedApp;
 pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, SigningKey, TokenBuilder};
 pub use key_service::{Fault, MockKey, MockKeyService};
 pub use paired::{alternating, quartiles};

@@ -160,8 +160,9 @@ pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 /// - **Every read is capped** ([`max_body`](Self::max_body)), by `Content-Length` first and
 ///   while reading.
 /// - **A request is sent again only when it provably reached no server**: the connection to
-///   the URL asked was refused or could not be made. Timeouts, resets after sending, and
-///   failures at a redirect's target are never retried.
+///   the URL asked was refused or could not be made (once, with tollgate's own client).
+///   Timeouts and resets after sending are never retried, nor is anything sent through a
+///   client passed in, which may have followed a redirect to where the connection failed.
 /// - **Outages are answered at once**: after a timeout, or consecutive failures, the breaker
 ///   opens and [`send`](Self::send) fails at once with [`UpstreamError::Unavailable`] until a
 ///   probe succeeds.
@@ -297,8 +298,9 @@ impl Upstream {
         let again = request.try_clone();
         let response = match self.client.execute(request).await {
             // Retried only when the connection to the URL asked could not be made: then no
-            // server saw the request. A failure at a redirect's target is not that.
-            Err(e) if e.is_connect() && e.url() == Some(&asked) => match again {
+            // server saw the request. With a client of the user's, which may have followed a
+            // redirect to where the connection failed, that cannot be known: no retry.
+            Err(e) if e.is_connect() && self.own_client => match again {
                 Some(again) => self.client.execute(again).await,
                 None => Err(e),
             },
