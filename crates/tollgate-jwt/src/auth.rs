@@ -13,7 +13,7 @@ use tollgate_core::{
     AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal,
     is_jwt_shaped,
 };
-use tollgate_upstream::Upstream;
+use tollgate_upstream::{BreakerPolicy, Upstream};
 
 use crate::cache::VerifiedCache;
 use crate::issuer::Source;
@@ -175,6 +175,7 @@ impl TrustedIssuer {
             Keys::Local(keys) => return check(keys.lookup(kid, alg), verifies).map(|()| 0),
             Keys::Remote(store) => store,
         };
+        let seen = store.fetches_completed();
         {
             let snapshot = store.current.load();
             if !store.usable(&snapshot) {
@@ -192,7 +193,7 @@ impl TrustedIssuer {
         // The guard above is dropped before waiting, so no snapshot is held across the
         // fetch. The fetch's future is boxed: inline, its kilobytes would be part of every
         // request's future.
-        let refetched = Box::pin(store.refetch()).await;
+        let refetched = Box::pin(store.refetch(seen)).await;
         let snapshot = store.current.load();
         let lookup = snapshot.keys.lookup(kid, alg);
         match (refetched, lookup) {
@@ -359,8 +360,13 @@ impl JwtAuthBuilder {
         if self.issuers.is_empty() {
             return Err(BuildError::NoIssuer);
         }
-        let upstream = |issuer: &str| {
-            let upstream = Upstream::new(format!("JWKS of {issuer}")).timeout(self.fetch_timeout);
+        let upstream = |issuer: &Issuer| {
+            // The breaker probes no less often than a failed refresh is retried.
+            let probe = BreakerPolicy::default();
+            let probe = probe.probe_interval(probe.configured_probe_interval().min(issuer.refresh.retry));
+            let upstream = Upstream::new(format!("JWKS of {}", issuer.issuer))
+                .timeout(self.fetch_timeout)
+                .breaker(probe);
             match &self.client {
                 Some(client) => upstream.client(client.clone()),
                 None => upstream,
@@ -379,7 +385,7 @@ impl JwtAuthBuilder {
                     let store = KeyStore::new(
                         &config.issuer,
                         url,
-                        upstream(&config.issuer),
+                        upstream(&config),
                         config.algorithms.clone(),
                         config.refresh.clone(),
                     );

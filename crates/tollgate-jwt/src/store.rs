@@ -58,6 +58,7 @@ enum JwksLocation {
 #[derive(Default)]
 struct Fetches {
     in_flight: bool,
+    /// When the last refetch (one a request caused) started.
     last_start: Option<Instant>,
     /// A fetch is scheduled for the end of the cooldown.
     scheduled: bool,
@@ -148,14 +149,29 @@ impl KeyStore {
             .is_some_and(|at| at.elapsed() >= self.refresh.cooldown)
     }
 
-    /// Fresh keys for a request that found none that fits: joins the fetch under way, or
-    /// starts one if the cooldown allows, or schedules one for the end of the cooldown.
-    pub(crate) async fn refetch(&self) -> Refetch {
+    /// How many fetches have completed: read before a snapshot, so that [`refetch`]
+    /// knows whether one completed since.
+    ///
+    /// [`refetch`]: Self::refetch
+    pub(crate) fn fetches_completed(&self) -> u64 {
+        *self.completed.borrow()
+    }
+
+    /// Fresh keys for a request that found none that fits in the snapshot it read after
+    /// `seen` fetches had completed: a fetch completed since, or the one under way, or one
+    /// started now if the cooldown allows; else one is scheduled for the end of the
+    /// cooldown.
+    pub(crate) async fn refetch(&self, seen: u64) -> Refetch {
         let mut completed = self.completed.subscribe();
-        completed.borrow_and_update();
+        if *completed.borrow_and_update() != seen {
+            return self.after_fetch(true);
+        }
         let joined = {
             let mut fetches = self.fetches();
-            if fetches.in_flight {
+            if *self.completed.borrow() != seen {
+                // Completed between the two reads: its keys are there to look at.
+                true
+            } else if fetches.in_flight {
                 true
             } else if let Some(wait) = self.cooldown_left(&fetches) {
                 self.counters.cooldown_refusals.fetch_add(1, Relaxed);
@@ -172,9 +188,14 @@ impl KeyStore {
         };
         // The fetch runs in a task of its own: a request that gives up waiting does not
         // cancel it, and no lock is held while it runs.
-        if completed.changed().await.is_err() {
+        let in_flight = self.fetches().in_flight;
+        if in_flight && completed.changed().await.is_err() {
             return Refetch::IssuerDown(self.retry_after());
         }
+        self.after_fetch(joined)
+    }
+
+    fn after_fetch(&self, joined: bool) -> Refetch {
         match self.fetches().down {
             Some(after) => Refetch::IssuerDown(after),
             None => Refetch::Done { joined },
@@ -194,7 +215,7 @@ impl KeyStore {
         (since < self.refresh.cooldown).then(|| self.refresh.cooldown - since)
     }
 
-    /// Marks a fetch started and runs it in the background.
+    /// Marks a refetch started and runs it in the background.
     fn start(&self, fetches: &mut Fetches) {
         fetches.in_flight = true;
         fetches.last_start = Some(Instant::now());
@@ -337,11 +358,10 @@ impl KeyStore {
         completed.borrow_and_update();
         let start = {
             let mut fetches = self.fetches();
+            // The background refresh does not count against the refetch cooldown (it is not
+            // something a request can cause).
             let start = !fetches.in_flight;
-            if start {
-                fetches.in_flight = true;
-                fetches.last_start = Some(Instant::now());
-            }
+            fetches.in_flight |= start;
             start
         };
         if start {

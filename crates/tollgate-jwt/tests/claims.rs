@@ -234,7 +234,7 @@ async fn scope_claims_of_hostile_shapes() {
     // With the cap raised, the claim is read in full without trouble.
     let auth = JwtAuth::builder()
         .issuer(Issuer::discover(idp.issuer()).audience(DEFAULT_AUDIENCE))
-        .max_token_len(4 << 20)
+        .credential_source(tollgate_core::CredentialSource::bearer().max_len(4 << 20))
         .build()
         .await
         .unwrap();

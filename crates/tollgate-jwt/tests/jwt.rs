@@ -1,66 +1,21 @@
 //! The JWT layer in front of an axum app on 127.0.0.1, against OpenID providers started by
 //! the test (tollgate-testkit's `MockIdp`), which count their requests.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
-use tollgate_core::{AuthLayer, Principal};
+use tollgate_core::AuthLayer;
 use tollgate_jwt::{Algorithm, BuildError, Issuer, JwtAuth, LocalKeys, ScopeMapping};
-use tollgate_testkit::{DEFAULT_AUDIENCE, IdpFault, MockIdp, SigningKey};
+use tollgate_testkit::{DEFAULT_AUDIENCE, IdpFault, MockIdp, ProtectedApp, SigningKey};
 
-struct App {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    client: reqwest::Client,
+async fn serve_app(auth: JwtAuth) -> ProtectedApp {
+    ProtectedApp::start(AuthLayer::new(auth)).await
 }
 
-impl App {
-    async fn start(auth: JwtAuth) -> App {
-        let hits = Arc::new(AtomicUsize::new(0));
-        let h = hits.clone();
-        let app = Router::new()
-            .route(
-                "/",
-                get(move |req: axum::extract::Request| {
-                    let h = h.clone();
-                    async move {
-                        h.fetch_add(1, Ordering::SeqCst);
-                        let p = req.extensions().get::<Principal>().unwrap();
-                        format!("{} {}", p.subject(), p.scopes())
-                    }
-                }),
-            )
-            .layer(AuthLayer::new(auth));
-        let addr = tollgate_testkit::serve(app).await;
-        App {
-            url: format!("http://{addr}/"),
-            hits,
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(&self, token: &str) -> reqwest::Response {
-        self.client
-            .get(&self.url)
-            .header("authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn status(&self, token: &str) -> u16 {
-        self.call(token).await.status().as_u16()
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
+async fn status(app: &ProtectedApp, token: &str) -> u16 {
+    app.bearer(token).await.status().as_u16()
 }
 
 fn issuer(idp: &MockIdp) -> Issuer {
@@ -84,7 +39,7 @@ async fn rs256_ps256_es256_eddsa_tokens_are_accepted_via_discovery() {
     let idp = MockIdp::start().await;
     let auth = auth_for(Issuer::discover(idp.issuer()).audience(DEFAULT_AUDIENCE)).await;
     assert_eq!(idp.discovery_requests(), 1);
-    let app = App::start(auth).await;
+    let app = serve_app(auth).await;
     for alg in [
         Algorithm::RS256,
         Algorithm::PS256,
@@ -96,7 +51,7 @@ async fn rs256_ps256_es256_eddsa_tokens_are_accepted_via_discovery() {
             .alg(alg)
             .claim("scope", "orders:read  orders:write")
             .sign();
-        let res = app.call(&token).await;
+        let res = app.bearer(&token).await;
         assert_eq!(res.status(), 200, "{alg:?}");
         assert_eq!(res.text().await.unwrap(), "user-1 orders:read orders:write");
     }
@@ -147,9 +102,9 @@ async fn rotation_needs_one_refetch_and_removed_keys_stop_working() {
     let idp = MockIdp::start().await;
     // No background refresh during this part, so every fetch counted is a refetch.
     let auth = auth_for(issuer(&idp).refresh_interval(Duration::from_secs(3600))).await;
-    let app = App::start(auth).await;
+    let app = serve_app(auth).await;
     let old = idp.token().sign();
-    assert_eq!(app.status(&old).await, 200);
+    assert_eq!(status(&app, &old).await, 200);
 
     let before = idp.jwks_requests();
     let new_kid = idp.rotate(Algorithm::RS256);
@@ -158,7 +113,7 @@ async fn rotation_needs_one_refetch_and_removed_keys_stop_working() {
     // Ten requests at once with the new kid: one refetch between them.
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..10 {
-        let req = app.client.get(&app.url).bearer_auth(&new).send();
+        let req = app.get().bearer_auth(&new).send();
         set.spawn(async move { req.await.unwrap().status().as_u16() });
     }
     assert!(set.join_all().await.iter().all(|s| *s == 200));
@@ -171,23 +126,23 @@ async fn rotation_needs_one_refetch_and_removed_keys_stop_working() {
     // A layer that refreshes often: once the old key is unpublished and a refresh ran, its
     // tokens are refused.
     let refreshing =
-        App::start(auth_for(issuer(&idp).refresh_interval(Duration::from_millis(200))).await).await;
-    assert_eq!(refreshing.status(&old).await, 200);
+        serve_app(auth_for(issuer(&idp).refresh_interval(Duration::from_millis(200))).await).await;
+    assert_eq!(status(&refreshing, &old).await, 200);
     idp.unpublish("rs-1");
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let res = refreshing.call(&old).await;
+    let res = refreshing.bearer(&old).await;
     assert_eq!(res.status(), 401);
     assert_eq!(
         description(res).await,
         "the token was signed by an unknown key"
     );
-    assert_eq!(refreshing.status(&new).await, 200);
+    assert_eq!(status(&refreshing, &new).await, 200);
 }
 
 #[tokio::test]
 async fn a_flood_of_made_up_kids_costs_at_most_one_fetch() {
     let idp = MockIdp::start().await;
-    let app = App::start(auth_for(issuer(&idp)).await).await;
+    let app = serve_app(auth_for(issuer(&idp)).await).await;
     let stranger = SigningKey::generate("x", Algorithm::ES256);
     let tokens: Vec<String> = (0..200)
         .map(|i| {
@@ -196,10 +151,10 @@ async fn a_flood_of_made_up_kids_costs_at_most_one_fetch() {
         })
         .collect();
     for token in &tokens {
-        assert_eq!(app.status(token).await, 401);
+        assert_eq!(status(&app, token).await, 401);
     }
     // A repeated made-up kid is remembered as unknown.
-    assert_eq!(app.status(&tokens[0]).await, 401);
+    assert_eq!(status(&app, &tokens[0]).await, 401);
     assert!(idp.jwks_requests() <= 2, "{} fetches", idp.jwks_requests());
     assert_eq!(app.hits(), 0);
 }
@@ -214,14 +169,14 @@ async fn issuer_down_keeps_the_last_good_keys_then_503_after_max_staleness() {
             .max_staleness(Duration::from_millis(800)),
     )
     .await;
-    let app = App::start(auth.clone()).await;
+    let app = serve_app(auth.clone()).await;
     let token = idp.token().sign();
     idp.fail_with(IdpFault::Status(503));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(app.status(&token).await, 200, "last good keys still used");
+    assert_eq!(status(&app, &token).await, 200, "last good keys still used");
     assert!(auth.stats().jwks_failures >= 2);
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let res = app.call(&token).await;
+    let res = app.bearer(&token).await;
     assert_eq!(
         res.status(),
         503,
@@ -231,7 +186,7 @@ async fn issuer_down_keeps_the_last_good_keys_then_503_after_max_staleness() {
     idp.heal();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        app.status(&token).await,
+        status(&app, &token).await,
         200,
         "recovers when the issuer is back"
     );
@@ -241,13 +196,12 @@ async fn issuer_down_keeps_the_last_good_keys_then_503_after_max_staleness() {
 async fn a_slow_issuer_does_not_hold_up_known_kids() {
     let idp = MockIdp::start().await;
     let app =
-        App::start(auth_for(issuer(&idp).refresh_interval(Duration::from_millis(50))).await).await;
+        serve_app(auth_for(issuer(&idp).refresh_interval(Duration::from_millis(50))).await).await;
     idp.fail_with(IdpFault::Delay(Duration::from_secs(30)));
     tokio::time::sleep(Duration::from_millis(200)).await; // a refresh is now hanging
     let token = idp.token().sign();
     let res = app
-        .client
-        .get(&app.url)
+        .get()
         .bearer_auth(&token)
         .timeout(Duration::from_secs(3))
         .send()
@@ -286,10 +240,10 @@ async fn one_bad_jwk_is_skipped_and_the_others_load() {
     idp.publish_raw(
         json!({"kty": "oct", "kid": "secret", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}),
     );
-    let app = App::start(auth_for(issuer(&idp)).await).await;
-    assert_eq!(app.status(&idp.token().sign()).await, 200);
+    let app = serve_app(auth_for(issuer(&idp)).await).await;
+    assert_eq!(status(&app, &idp.token().sign()).await, 200);
     assert_eq!(
-        app.status(&idp.token().alg(Algorithm::EdDSA).sign()).await,
+        status(&app, &idp.token().alg(Algorithm::EdDSA).sign()).await,
         200
     );
 }
@@ -297,7 +251,7 @@ async fn one_bad_jwk_is_skipped_and_the_others_load() {
 #[tokio::test]
 async fn every_claim_failure_is_401_invalid_token() {
     let idp = MockIdp::start().await;
-    let app = App::start(
+    let app = serve_app(
         auth_for(
             issuer(&idp)
                 .leeway(Duration::from_secs(5))
@@ -308,9 +262,9 @@ async fn every_claim_failure_is_401_invalid_token() {
     )
     .await;
     let good = || idp.token().typ("at+jwt").claim("client_id", "c1");
-    assert_eq!(app.status(&good().sign()).await, 200);
+    assert_eq!(status(&app, &good().sign()).await, 200);
     assert_eq!(
-        app.status(&good().typ("application/at+jwt").sign()).await,
+        status(&app, &good().typ("application/at+jwt").sign()).await,
         200
     );
     let issuer = idp.issuer();
@@ -364,7 +318,7 @@ async fn every_claim_failure_is_401_invalid_token() {
         ),
     ];
     for (token, expected) in cases {
-        let res = app.call(&token).await;
+        let res = app.bearer(&token).await;
         assert_eq!(res.status(), 401, "{expected}");
         let challenge = res.headers()["www-authenticate"]
             .to_str()
@@ -374,7 +328,7 @@ async fn every_claim_failure_is_401_invalid_token() {
         assert_eq!(description(res).await, expected);
     }
     let with_us = good().claim("aud", json!(["a", DEFAULT_AUDIENCE])).sign();
-    assert_eq!(app.status(&with_us).await, 200);
+    assert_eq!(status(&app, &with_us).await, 200);
     assert_eq!(app.hits(), 3);
 }
 
@@ -390,14 +344,14 @@ fn forge(header: serde_json::Value, claims: serde_json::Value, signature: &str) 
 #[tokio::test]
 async fn algorithm_attacks_are_refused() {
     let idp = MockIdp::start().await;
-    let app = App::start(auth_for(issuer(&idp)).await).await;
+    let app = serve_app(auth_for(issuer(&idp)).await).await;
     let claims = json!({"iss": idp.issuer(), "aud": DEFAULT_AUDIENCE, "sub": "mallory", "exp": 4_000_000_000u64});
 
     // alg none in every casing, with and without a signature (RFC 8725 §3.2).
     for alg in ["none", "None", "NONE", "nOnE"] {
         for sig in ["", "c2lnbmF0dXJl"] {
             let token = forge(json!({"alg": alg, "kid": "rs-1"}), claims.clone(), sig);
-            assert_eq!(app.status(&token).await, 401, "{alg} {sig:?}");
+            assert_eq!(status(&app, &token).await, 401, "{alg} {sig:?}");
         }
     }
 
@@ -407,11 +361,11 @@ async fn algorithm_attacks_are_refused() {
     let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
     header.kid = Some("rs-1".into());
     let confused = jsonwebtoken::encode(&header, &claims, &secret).unwrap();
-    assert_eq!(app.status(&confused).await, 401);
+    assert_eq!(status(&app, &confused).await, 401);
 
     // A valid signature from a key the JWKS does not hold, claiming a real kid.
     let stranger = SigningKey::generate("rs-1", Algorithm::RS256);
-    let res = app.call(&idp.token().key(stranger.clone()).sign()).await;
+    let res = app.bearer(&idp.token().key(stranger.clone()).sign()).await;
     assert_eq!(res.status(), 401);
     assert_eq!(description(res).await, "the token signature is not valid");
 
@@ -429,7 +383,7 @@ async fn algorithm_attacks_are_refused() {
             h.x5u = Some(attacker_jwks.jwks_url());
         })
         .sign();
-    assert_eq!(app.status(&token).await, 401);
+    assert_eq!(status(&app, &token).await, 401);
     assert_eq!(
         attacker_jwks.jwks_requests(),
         0,
@@ -441,12 +395,12 @@ async fn algorithm_attacks_are_refused() {
         .token()
         .header(|h| h.crit = Some(vec!["exp".into()]))
         .sign();
-    let res = app.call(&token).await;
+    let res = app.bearer(&token).await;
     assert_eq!(res.status(), 401);
 
     // PS/RS swapped: a PS256 token naming the RS256 key, whose JWK pins `alg: RS256`.
     let swapped = idp.token().alg(Algorithm::PS256).kid(Some("rs-1")).sign();
-    assert_eq!(app.status(&swapped).await, 401);
+    assert_eq!(status(&app, &swapped).await, 401);
     assert_eq!(app.hits(), 0);
 }
 
@@ -461,17 +415,17 @@ async fn hmac_local_keys_and_pinned_algorithms() {
         .build()
         .await
         .unwrap();
-    let app = App::start(auth).await;
+    let app = serve_app(auth).await;
     let claims =
         json!({"iss": "internal-svc", "aud": "api", "sub": "svc-a", "exp": 4_000_000_000u64});
     let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
     header.kid = Some("internal".into());
     let key = jsonwebtoken::EncodingKey::from_secret(secret);
     let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-    assert_eq!(app.status(&token).await, 200);
+    assert_eq!(status(&app, &token).await, 200);
     header.alg = Algorithm::HS512;
     let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-    assert_eq!(app.status(&token).await, 401, "the key is pinned to HS256");
+    assert_eq!(status(&app, &token).await, 401, "the key is pinned to HS256");
 }
 
 #[tokio::test]
@@ -487,25 +441,25 @@ async fn several_issuers_on_one_layer() {
         .build()
         .await
         .unwrap();
-    let app = App::start(auth).await;
+    let app = serve_app(auth).await;
     let res = app
-        .call(&a.token().claim("permissions", json!(["x:read"])).sign())
+        .bearer(&a.token().claim("permissions", json!(["x:read"])).sign())
         .await;
     assert_eq!(res.text().await.unwrap(), "user-1 x:read");
     assert_eq!(
-        app.status(&b.token().claim("aud", "b-api").sign()).await,
+        status(&app, &b.token().claim("aud", "b-api").sign()).await,
         200
     );
     // Each issuer's rules are its own: B's audience is not A's.
     assert_eq!(
-        app.status(&a.token().claim("aud", "b-api").sign()).await,
+        status(&app, &a.token().claim("aud", "b-api").sign()).await,
         401
     );
     // A token of A's signed by B's key with A's iss: A's keys do not hold it.
     let cross = b.token().claim("iss", a.issuer()).kid(Some("rs-1")).sign();
-    assert_eq!(app.status(&cross).await, 401);
+    assert_eq!(status(&app, &cross).await, 401);
     // An issuer not configured: refused without any fetch to it.
-    let res = app.call(&unknown.token().sign()).await;
+    let res = app.bearer(&unknown.token().sign()).await;
     assert_eq!(res.status(), 401);
     assert_eq!(unknown.jwks_requests() + unknown.discovery_requests(), 0);
 }
@@ -520,12 +474,12 @@ async fn lazy_mode_answers_503_until_keys_load() {
             .retry_interval(Duration::from_millis(100)),
     )
     .await;
-    let app = App::start(auth).await;
+    let app = serve_app(auth).await;
     let token = idp.token().sign();
-    assert_eq!(app.status(&token).await, 503);
+    assert_eq!(status(&app, &token).await, 503);
     idp.heal();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(app.status(&token).await, 200);
+    assert_eq!(status(&app, &token).await, 200);
 }
 
 #[tokio::test]
@@ -537,18 +491,18 @@ async fn verified_token_cache_skips_the_check_and_follows_key_changes() {
         .build()
         .await
         .unwrap();
-    let app = App::start(auth.clone()).await;
+    let app = serve_app(auth.clone()).await;
     let token = idp.token().sign();
-    assert_eq!(app.status(&token).await, 200);
-    assert_eq!(app.status(&token).await, 200);
+    assert_eq!(status(&app, &token).await, 200);
+    assert_eq!(status(&app, &token).await, 200);
     assert_eq!(auth.stats().cache_hits, 1);
     // The key is removed: once the key set is refreshed, the cached verdict is not trusted.
     idp.unpublish("rs-1");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.status(&token).await, 401);
+    assert_eq!(status(&app, &token).await, 401);
     // An expired token is never served from the cache.
     let short = idp.token().alg(Algorithm::ES256).expires_in(-61).sign();
-    assert_eq!(app.status(&short).await, 401);
+    assert_eq!(status(&app, &short).await, 401);
 }
 
 #[tokio::test]
@@ -569,7 +523,7 @@ async fn the_background_refresh_ends_with_the_last_clone() {
 #[tokio::test]
 async fn malformed_tokens() {
     let idp = MockIdp::start().await;
-    let app = App::start(auth_for(issuer(&idp)).await).await;
+    let app = serve_app(auth_for(issuer(&idp)).await).await;
     let good = idp.token().sign();
     let (head, rest) = good.split_once('.').unwrap();
     let payload = rest.split_once('.').unwrap().0;
@@ -586,10 +540,10 @@ async fn malformed_tokens() {
         format!("{head}.{}.sig", B64.encode("[1,2]")),
     ];
     for token in cases {
-        let status = app.status(&token).await;
+        let status = status(&app, &token).await;
         assert!(status == 401 || status == 400, "{token}: {status}");
     }
     let huge = format!("{good}{}", "A".repeat(9000));
-    assert_eq!(app.status(&huge).await, 401);
+    assert_eq!(status(&app, &huge).await, 401);
     assert_eq!(app.hits(), 0);
 }

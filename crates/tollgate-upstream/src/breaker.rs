@@ -46,6 +46,11 @@ impl BreakerPolicy {
         self.probe_interval = interval;
         self
     }
+
+    /// The probe interval set.
+    pub fn configured_probe_interval(&self) -> Duration {
+        self.probe_interval
+    }
 }
 
 /// A circuit breaker for one upstream: closed while calls succeed; opened by consecutive
