@@ -251,7 +251,7 @@ impl ClientCredentials {
                     attempt += 1;
                 }
                 Err(Unanswered::NoServer) => {
-                    return Err(TokenError::Unavailable(UpstreamError::Connect.to_string()));
+                    return Err(TokenError::Unavailable(reason(&UpstreamError::Connect)));
                 }
                 Err(Unanswered::Failed(e)) => return Err(e),
                 Ok(token) => return Ok(token),
@@ -301,7 +301,7 @@ impl ClientCredentials {
             Err(UpstreamError::Malformed(_) | UpstreamError::TooLarge) => {
                 Err(Unanswered::Failed(TokenError::Malformed))
             }
-            Err(e) => Err(Unanswered::Failed(TokenError::Unavailable(e.to_string()))),
+            Err(e) => Err(Unanswered::Failed(TokenError::Unavailable(reason(&e)))),
         }
     }
 
@@ -368,6 +368,18 @@ fn read_token(answer: Fetched) -> Result<Result<AccessToken, TokenError>, Upstre
         // Without expires_in, assume an hour (RFC 6749 leaves it to the server).
         lifetime: Duration::from_secs(token.expires_in.unwrap_or(3600)),
     }))
+}
+
+/// A short reason for [`TokenError::Unavailable`].
+fn reason(e: &UpstreamError) -> String {
+    match e {
+        UpstreamError::Timeout => "timeout".into(),
+        UpstreamError::Connect => "connection failed".into(),
+        UpstreamError::Status(status) => format!("status {status}"),
+        UpstreamError::Redirected => "redirect (not followed)".into(),
+        UpstreamError::Unavailable { .. } => "known to be down".into(),
+        other => other.kind().into(),
+    }
 }
 
 /// RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encoding.

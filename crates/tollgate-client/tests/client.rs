@@ -162,30 +162,34 @@ async fn token_error(
 async fn endpoint_faults_fail_the_request_with_a_typed_error() {
     let idp = idp().await;
     let down = downstream(&idp).await;
-    let creds = client(&idp).token_endpoint(idp.token_url());
+    // A fresh client for each fault: clones share the endpoint's breaker, which the
+    // timeout below opens.
+    let creds = || client(&idp).token_endpoint(idp.token_url());
 
     idp.fail_with(IdpFault::Status(503));
-    let err = token_error(&down, creds.clone()).await;
+    let err = token_error(&down, creds()).await;
     assert!(
         matches!(err, TokenError::Unavailable(_)) && err.is_transient(),
         "{err}"
     );
-    assert_eq!(idp.token_requests(), 3, "one try and two retries");
+    // The request reached the endpoint: it is never sent again (a retry happens only when
+    // no server was reached; see the unreachable endpoint below).
+    assert_eq!(idp.token_requests(), 1, "a 5xx is not retried");
 
     idp.fail_with(IdpFault::Delay(Duration::from_secs(5)));
     assert!(
-        matches!(token_error(&down, creds.clone()).await, TokenError::Unavailable(r) if r == "timeout")
+        matches!(token_error(&down, creds()).await, TokenError::Unavailable(r) if r == "timeout")
     );
 
     idp.fail_with(IdpFault::Garbage);
     assert_eq!(
-        token_error(&down, creds.clone()).await,
+        token_error(&down, creds()).await,
         TokenError::Malformed
     );
 
     idp.heal();
     let before = idp.token_requests();
-    let wrong = creds.clone().secret_basic("not-the-secret");
+    let wrong = creds().secret_basic("not-the-secret");
     let err = token_error(&down, wrong).await;
     assert_eq!(
         err,
@@ -197,10 +201,21 @@ async fn endpoint_faults_fail_the_request_with_a_typed_error() {
     assert_eq!(idp.token_requests(), before + 1, "a refusal is not retried");
 
     let url = tollgate_testkit::unreachable_url("/token");
-    let unreachable = creds.token_endpoint(url);
+    let unreachable = creds().token_endpoint(url);
     assert!(
         matches!(token_error(&down, unreachable).await, TokenError::Unavailable(r) if r == "connection failed")
     );
+
+    // A token endpoint that redirects: the credentials go nowhere else.
+    let attacker = MockIdp::start().await;
+    idp.fail_with(IdpFault::Redirect(attacker.token_url()));
+    let err = token_error(&down, creds()).await;
+    assert!(matches!(&err, TokenError::Unavailable(r) if r.contains("redirect")), "{err}");
+    assert_eq!(attacker.token_requests(), 0);
+
+    // An oversized answer is capped, not read whole.
+    idp.fail_with(IdpFault::Huge);
+    assert_eq!(token_error(&down, creds()).await, TokenError::Malformed);
 }
 
 #[tokio::test]
