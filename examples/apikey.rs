@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use tollgate::apikey::{ApiKeyAuth, UNKEY_BASE_URL, UnkeyVerifier};
-use tollgate::axum::{RequireScopes, scopes};
+use tollgate::apikey::{ApiKeyAuth, CachePolicy, UNKEY_BASE_URL, UnkeyVerifier};
+use tollgate::{RequireScopes, scopes};
 
 scopes! { OrdersRead = "orders.read"; }
 
@@ -23,13 +23,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .base_url(base)
             .timeout(Duration::from_secs(2)),
     )
-    // Valid verdicts for 30 s (never past the key's own expiry), refusals for 10 s.
-    .cache_ttl(Duration::from_secs(30))
-    .negative_ttl(Duration::from_secs(10))
-    // Serve from cache while refreshing in the background after 20 s.
-    .stale_while_revalidate(Duration::from_secs(20))
-    // While Unkey is down, keep accepting keys that were valid, for at most 2 minutes.
-    .serve_stale_on_error(Duration::from_secs(120))
+    .cache(
+        CachePolicy::default()
+            // Valid verdicts for 30 s (never past the key's own expiry), refusals for 10 s.
+            .ttl(Duration::from_secs(30))
+            .negative_ttl(Duration::from_secs(10))
+            // Serve from cache while refreshing in the background after 20 s.
+            .stale_while_revalidate(Duration::from_secs(20))
+            // While Unkey is down, keep accepting keys that were valid, for at most 2 minutes.
+            .serve_stale_on_error(Duration::from_secs(120)),
+    )
     .build();
 
     let app = Router::new()

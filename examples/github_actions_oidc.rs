@@ -10,7 +10,7 @@
 
 use axum::Router;
 use axum::routing::post;
-use tollgate::axum::Claims;
+use tollgate::Claims;
 use tollgate::jwt::{ClaimRule, Issuer, JwtAuth, ScopeMapping};
 
 /// GitHub's OIDC issuer.

@@ -7,7 +7,7 @@
 
 use axum::Router;
 use axum::routing::get;
-use tollgate::axum::Principal;
+use tollgate::Principal;
 use tollgate::jwt::{Issuer, JwtAuth, ScopeMapping};
 
 #[tokio::main]

@@ -13,7 +13,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use tollgate::AuthLayer;
-use tollgate::axum::{Principal, RequireScopes, scopes};
+use tollgate::{Principal, RequireScopes, scopes};
 use tollgate::client::{BoxError, ClientAuthLayer, ClientCredentials, TokenSource};
 use tollgate::jwt::{Issuer, JwtAuth};
 use tollgate_testkit::MockIdp;

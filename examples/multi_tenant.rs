@@ -8,7 +8,7 @@
 
 use axum::Router;
 use axum::routing::get;
-use tollgate::axum::Principal;
+use tollgate::Principal;
 use tollgate::jwt::{Issuer, JwtAuth, ScopeMapping};
 use tollgate_testkit::MockIdp;
 

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use serde_json::{Value, json};
 use tollgate::apikey::{ApiKeyAuth, UnkeyVerifier};
-use tollgate::axum::{RequireScopes, scopes};
+use tollgate::{RequireScopes, scopes};
 use tollgate::jwt::{Algorithm, Issuer, JwtAuth};
 use tollgate::{AuthLayer, Authenticator};
 use tollgate_testkit::{DEFAULT_AUDIENCE, Fault, MockIdp, MockKey, MockKeyService, SigningKey};
@@ -102,7 +102,7 @@ impl Suite {
                 .timeout(Duration::from_secs(1)),
         )
         // Long enough that the 10 000-key flood below is refused from the cache on replay.
-        .negative_ttl(Duration::from_secs(300))
+        .cache(tollgate::apikey::CachePolicy::default().negative_ttl(Duration::from_secs(300)))
         .build();
         let jwt = JwtAuth::builder()
             .issuer(
@@ -110,7 +110,7 @@ impl Suite {
                     .audience(DEFAULT_AUDIENCE)
                     .require_typ_at_jwt(),
             )
-            .cookie("session")
+            .credential_source(tollgate::CredentialSource::bearer().also_cookie("session"))
             .build()
             .await
             .unwrap();

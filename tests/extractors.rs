@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::Router;
 use axum::routing::get;
 use http::request::Parts;
-use tollgate_axum::{Claims, Principal, RequireAnyScope, RequireScopes, scopes};
-use tollgate_core::{
-    AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, RequireScopesLayer,
-    ScopePolicy, Scopes,
+use tollgate::{
+    AuthError, AuthLayer, Authenticator, Challenge, Claims, CredentialKind, CredentialSource, Principal,
+    RequireAnyScope, RequireScopes, RequireScopesLayer, ScopePolicy, Scopes, scopes,
 };
 
 scopes! {
@@ -25,22 +24,31 @@ scopes! {
 struct Fake;
 
 impl Authenticator for Fake {
-    async fn authenticate(&self, parts: &Parts) -> Result<tollgate_core::Principal, AuthError> {
-        let Some(token) = CredentialSource::header(http::HeaderName::from_static("x-fake"))
-            .find(&parts.headers)?
-        else {
-            return Err(AuthError::missing_credential());
+    async fn authenticate(&self, parts: &Parts) -> Result<Option<Principal>, AuthError> {
+        let Some(token) = self.credential_source().find(parts)? else {
+            return Ok(None);
         };
-        let (kind, scopes) = token.split_once('~').unwrap_or((token, ""));
+        let (kind, scopes) = token.split_once('~').unwrap_or((&token, ""));
         let kind = match kind {
             "key" => CredentialKind::ApiKey,
             "jwt" => CredentialKind::Jwt,
             _ => return Err(AuthError::invalid_token("unknown")),
         };
-        Ok(tollgate_core::Principal::builder(format!("{kind:?}"), kind)
-            .scopes(scopes.split(',').collect::<Scopes>())
-            .data(serde_json::json!({"tenant": "acme", "n": 3}))
-            .build())
+        Ok(Some(
+            Principal::builder(format!("{kind:?}"), kind)
+                .scopes(scopes.split(',').collect::<Scopes>())
+                .data(serde_json::json!({"tenant": "acme", "n": 3}))
+                .build(),
+        ))
+    }
+
+    fn credential_source(&self) -> CredentialSource {
+        CredentialSource::header(http::HeaderName::from_static("x-fake"))
+    }
+
+    /// Its own challenge, not the `ApiKey` one its header source would give.
+    fn challenges(&self) -> Vec<Challenge> {
+        vec![Challenge::bearer()]
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use tollgate::AuthLayer;
-use tollgate::axum::{Claims, RequireScopes, scopes};
+use tollgate::{Claims, RequireScopes, scopes};
 use tollgate::jwt::{Issuer, JwtAuth};
 
 const AUDIENCE: &str = "https://api.tollgate.test";

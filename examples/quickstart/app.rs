@@ -6,8 +6,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use tollgate::AuthLayer;
-use tollgate::apikey::{ApiKeyAuth, UnkeyVerifier};
-use tollgate::axum::{Principal, RequireScopes, scopes};
+use tollgate::apikey::{ApiKeyAuth, CachePolicy, UnkeyVerifier};
+use tollgate::{Principal, RequireScopes, scopes};
 use tollgate::jwt::{Issuer, JwtAuth};
 use tollgate::{Authenticator, CredentialKind};
 use tollgate_testkit::{DEFAULT_AUDIENCE, MockIdp, MockKey, MockKeyService};
@@ -71,7 +71,7 @@ pub async fn demo() -> Result<Demo, Box<dyn std::error::Error>> {
     let api_keys = ApiKeyAuth::builder(
         UnkeyVerifier::new("demo-root-key").base_url(key_service.unkey_base_url()),
     )
-    .cache_ttl(Duration::from_secs(30))
+    .cache(CachePolicy::default().ttl(Duration::from_secs(30)))
     .build();
     let jwts = JwtAuth::builder()
         .issuer(Issuer::discover(idp.issuer()).audience(DEFAULT_AUDIENCE))

@@ -21,6 +21,10 @@ pub const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 /// source sets no cap of its own.
 pub const DEFAULT_MAX_KEY_LEN: usize = 512;
 
+/// How long a bearer token may be before it is refused unread, whatever kind it turns out to
+/// be (the cap of a key applies once it is known to be one).
+const MAX_BEARER_LEN: usize = 16 * 1024;
+
 /// An [`AuthLayer`] that authenticates API keys.
 pub type ApiKeyLayer<V> = AuthLayer<ApiKeyAuth<V>>;
 
@@ -32,6 +36,9 @@ pub type ApiKeyLayer<V> = AuthLayer<ApiKeyAuth<V>>;
 pub struct ApiKeyAuth<V> {
     verdicts: VerdictCache<KeyJudge<V>>,
     source: CredentialSource,
+    /// `source` with room for a bearer token that is not a key (a long RS256 JWT): its length
+    /// is checked against the key cap only once it is known to be meant as a key.
+    lenient: CredentialSource,
     prefix: Option<Box<str>>,
     jwt_shaped_keys: bool,
     bypass_cache: bool,
@@ -64,6 +71,7 @@ impl<V> Clone for ApiKeyAuth<V> {
         ApiKeyAuth {
             verdicts: self.verdicts.clone(),
             source: self.source.clone(),
+            lenient: self.lenient.clone(),
             prefix: self.prefix.clone(),
             jwt_shaped_keys: self.jwt_shaped_keys,
             bypass_cache: self.bypass_cache,
@@ -131,7 +139,7 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
 
 impl<V: KeyVerifier> Authenticator for ApiKeyAuth<V> {
     async fn authenticate(&self, parts: &Parts) -> Result<Option<Principal>, AuthError> {
-        let Some(key) = self.source.find(parts)? else {
+        let Some(key) = self.lenient.find(parts)? else {
             return Ok(None);
         };
         if key.via() == Via::Bearer {
@@ -142,6 +150,9 @@ impl<V: KeyVerifier> Authenticator for ApiKeyAuth<V> {
             if not_a_key {
                 return Ok(None);
             }
+        }
+        if key.len() > self.source.length_limit() {
+            return Err(AuthError::invalid_token("the credential is too long"));
         }
         if let Some(prefix) = &self.prefix
             && !key.starts_with(&**prefix)
@@ -222,9 +233,15 @@ impl<V: KeyVerifier> ApiKeyAuthBuilder<V> {
 
     /// Finishes the authenticator.
     pub fn build(self) -> ApiKeyAuth<V> {
+        let source = self.source.max_len_if_unset(DEFAULT_MAX_KEY_LEN);
+        let lenient = match source.reads_bearer() {
+            true => source.clone().max_len(source.length_limit().max(MAX_BEARER_LEN)),
+            false => source.clone(),
+        };
         ApiKeyAuth {
             verdicts: self.engine.build(),
-            source: self.source.max_len_if_unset(DEFAULT_MAX_KEY_LEN),
+            lenient,
+            source,
             prefix: self.prefix,
             jwt_shaped_keys: self.jwt_shaped_keys,
             bypass_cache: false,
