@@ -167,10 +167,7 @@ impl TrustedIssuer {
         alg: Algorithm,
     ) -> Result<u64, AuthError> {
         let kid = parsed.header.kid.as_deref();
-        let verifies = |key: &PreparedKey| {
-            jsonwebtoken::crypto::verify(parsed.signature, parsed.message.as_bytes(), &key.key, alg)
-                .unwrap_or(false)
-        };
+        let verifies = |key: &PreparedKey| verifies(key, alg, parsed.message, parsed.signature);
         let store = match &self.keys {
             Keys::Local(keys) => return check(keys.lookup(kid, alg), verifies).map(|()| 0),
             Keys::Remote(store) => store,
@@ -229,6 +226,23 @@ impl TrustedIssuer {
     }
 }
 
+/// Whether `key` verifies `signature` (base64url) of `message` for `alg`.
+fn verifies(key: &PreparedKey, alg: Algorithm, message: &str, signature: &str) -> bool {
+    jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.key, alg).unwrap_or(false)
+}
+
+/// Whether the key `keys` hold for a token with `kid` and `alg` verifies its signature.
+#[cfg(feature = "conformance")]
+pub(crate) fn signature_valid(
+    keys: &KeySet,
+    kid: Option<&str>,
+    alg: Algorithm,
+    message: &str,
+    signature: &str,
+) -> bool {
+    check(keys.lookup(kid, alg), |key| verifies(key, alg, message, signature)).is_ok()
+}
+
 /// The verdict on a lookup without a refetch.
 fn check(lookup: Lookup<'_>, verifies: impl Fn(&PreparedKey) -> bool) -> Result<(), AuthError> {
     match lookup {
@@ -263,7 +277,7 @@ impl Inner {
             return Ok(principal);
         }
         let parsed = Parsed::parse(token)?;
-        let alg = parsed.algorithm()?;
+        let alg = parsed.header.algorithm()?;
         let issuer = self
             .issuers
             .get(parsed.issuer()?)

@@ -7,6 +7,9 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use tollgate_core::AuthError;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::keys::{KeySet, PreparedKey, check_rsa_modulus, parse_jwks, thumbprint};
 use crate::token::{Header, numeric_date};
 use crate::{BuildError, ClaimRule, ScopeMapping};
@@ -358,11 +361,63 @@ impl LocalKeys {
         Self::default()
     }
 
-    /// Adds the usable keys of a JWK Set document (unusable ones are skipped and logged).
+    /// Adds the keys of a JWK Set document: public keys as from a JWKS (unusable ones are
+    /// skipped and logged), and secrets (`kty: oct`, with an `alg` of `HS256`/`HS384`/`HS512`)
+    /// as [`hmac`](Self::hmac) takes them. A set that mixes secrets and public keys is refused
+    /// (a token's `alg` must never choose between them), as is a set without a usable key.
     pub fn jwks(mut self, jwks_json: &str) -> Result<Self, BuildError> {
-        let set = parse_jwks(jwks_json.as_bytes(), DEFAULT_ALGORITHMS).map_err(BuildError::Keys)?;
-        self.keys.extend(set.into_keys());
+        let bad = |why: &str| BuildError::Keys(why.to_owned());
+        let doc: Value =
+            serde_json::from_str(jwks_json).map_err(|_| bad("the JWKS is not JSON"))?;
+        let entries = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("the JWKS has no \"keys\" array"))?;
+        let is_secret = |e: &&Value| e.get("kty").and_then(Value::as_str) == Some("oct");
+        let (secrets, public): (Vec<&Value>, Vec<&Value>) = entries.iter().partition(is_secret);
+        if !secrets.is_empty() && !public.is_empty() {
+            return Err(bad("the JWKS mixes secrets and public keys"));
+        }
+        for secret in secrets {
+            let text = |name: &str| secret.get(name).and_then(Value::as_str);
+            let alg = text("alg")
+                .and_then(|a| a.parse::<Algorithm>().ok())
+                .ok_or_else(|| bad("a secret in the JWKS needs an HS256, HS384 or HS512 alg"))?;
+            let bytes = text("k")
+                .and_then(|k| URL_SAFE_NO_PAD.decode(k).ok())
+                .ok_or_else(|| bad("a secret in the JWKS is not valid base64url"))?;
+            self = self.hmac(text("kid").unwrap_or_default(), alg, &bytes)?;
+        }
+        if !public.is_empty() {
+            let doc = serde_json::json!({ "keys": public });
+            let set = parse_jwks(doc.to_string().as_bytes(), DEFAULT_ALGORITHMS)
+                .map_err(BuildError::Keys)?;
+            for key in set.into_keys() {
+                self.push(key)?;
+            }
+        }
         Ok(self)
+    }
+
+    pub(crate) fn into_keys(self) -> Vec<PreparedKey> {
+        self.keys
+    }
+
+    /// Adds `key`, refusing a second key with the kid and algorithm family of another: in
+    /// configuration, that is a mistake to report, not a choice to make per token.
+    fn push(&mut self, key: PreparedKey) -> Result<(), BuildError> {
+        let family = |k: &PreparedKey| k.algorithms.first().map(|a| a.family());
+        if self
+            .keys
+            .iter()
+            .any(|k| k.kid == key.kid && family(k) == family(&key))
+        {
+            return Err(BuildError::Keys(
+                "two keys of the same type have the same kid".into(),
+            ));
+        }
+        self.keys.push(key);
+        Ok(())
     }
 
     /// Adds a PEM public key that verifies `alg` only (RSA, EC or Ed25519 by `alg`). RSA
@@ -391,40 +446,45 @@ impl LocalKeys {
         if let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
             check_rsa_modulus(&rsa.n).map_err(|e| BuildError::Keys(e.to_string()))?;
         }
-        self.keys.push(PreparedKey {
+        self.push(PreparedKey {
             kid: Some(kid.into()),
             algorithms: vec![alg],
             key,
             material: thumbprint(&jwk).map_err(|e| BuildError::Keys(e.to_string()))?,
-        });
+        })?;
         Ok(self)
     }
 
     /// Adds an HMAC secret for internal services (`HS256`/`HS384`/`HS512` only). The secret
-    /// must be at least 32 bytes (RFC 8725 §3.5).
+    /// must be at least as long as the hash: 32, 48 or 64 bytes (RFC 7518 §3.2).
     pub fn hmac(
         mut self,
         kid: impl Into<String>,
         alg: Algorithm,
         secret: &[u8],
     ) -> Result<Self, BuildError> {
-        if !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-            return Err(BuildError::Keys(
-                "hmac keys take HS256, HS384 or HS512".into(),
-            ));
+        let least = match alg {
+            Algorithm::HS256 => 32,
+            Algorithm::HS384 => 48,
+            Algorithm::HS512 => 64,
+            _ => {
+                return Err(BuildError::Keys(
+                    "hmac keys take HS256, HS384 or HS512".into(),
+                ));
+            }
+        };
+        if secret.len() < least {
+            return Err(BuildError::Keys(format!(
+                "an {alg:?} secret must be at least {least} bytes"
+            )));
         }
-        if secret.len() < 32 {
-            return Err(BuildError::Keys(
-                "an HMAC secret must be at least 32 bytes".into(),
-            ));
-        }
-        self.keys.push(PreparedKey {
+        self.push(PreparedKey {
             kid: Some(kid.into()),
             algorithms: vec![alg],
             key: DecodingKey::from_secret(secret),
             // Local keys never change; nothing compares a secret's material.
             material: String::new(),
-        });
+        })?;
         Ok(self)
     }
 }

@@ -57,3 +57,39 @@ pub use error::BuildError;
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, LocalKeys};
 pub use jsonwebtoken::Algorithm;
 pub use scopes::ScopeMapping;
+
+/// The signature path alone, for the Wycheproof conformance test (feature `conformance`; not
+/// a stable API): the vectors' payloads are not claim sets, so everything but the claims is
+/// checked, by the same code the authenticator runs.
+#[cfg(feature = "conformance")]
+#[doc(hidden)]
+pub mod __conformance {
+    use crate::keys::KeySet;
+
+    /// Whether `token` is a compact JWS whose header passes tollgate's rules and whose
+    /// signature the key for it among those of the JWK Set `jwks` verifies, the set loaded as
+    /// a fetched JWKS is (`remote`) or as configured keys are
+    /// ([`LocalKeys::jwks`](crate::LocalKeys::jwks), where HMAC secrets may be). `Err` when
+    /// the set itself is refused.
+    pub fn verifies(jwks: &str, remote: bool, token: &str) -> Result<bool, String> {
+        let keys = if remote {
+            crate::keys::parse_jwks(jwks.as_bytes(), crate::DEFAULT_ALGORITHMS)?
+        } else {
+            let keys = crate::LocalKeys::new().jwks(jwks).map_err(|e| e.to_string())?;
+            KeySet::new(keys.into_keys())
+        };
+        let Ok(signed) = crate::token::Signed::parse(token) else {
+            return Ok(false);
+        };
+        let Ok(alg) = signed.header.algorithm() else {
+            return Ok(false);
+        };
+        // An issuer's allowlist: the defaults, plus HMAC for configured secrets.
+        let hmac = alg.family() == jsonwebtoken::AlgorithmFamily::Hmac;
+        if !crate::DEFAULT_ALGORITHMS.contains(&alg) && (remote || !hmac) {
+            return Ok(false);
+        }
+        let kid = signed.header.kid.as_deref();
+        Ok(crate::auth::signature_valid(&keys, kid, alg, signed.message, signed.signature))
+    }
+}

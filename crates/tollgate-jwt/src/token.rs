@@ -42,9 +42,19 @@ fn decode_part(part: &str) -> Result<Vec<u8>, AuthError> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| malformed())
 }
 
-impl<'t> Parsed<'t> {
-    /// Splits and decodes `token`: exactly three base64url parts, a JSON-object header with
-    /// a known `alg` and no `crit`, a JSON-object payload.
+/// A compact JWS split and its header decoded; the payload still encoded.
+pub(crate) struct Signed<'t> {
+    pub(crate) message: &'t str,
+    pub(crate) signature: &'t str,
+    pub(crate) header: Header,
+    /// The payload, decoded (strict base64url: no padding, no stray characters, no
+    /// non-zero unused bits).
+    pub(crate) payload: Vec<u8>,
+}
+
+impl<'t> Signed<'t> {
+    /// Splits `token`: exactly three base64url parts, a JSON-object header with no `crit`
+    /// and no `enc`.
     pub(crate) fn parse(token: &'t str) -> Result<Self, AuthError> {
         let (message, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
         let (header_b64, payload_b64) = message.split_once('.').ok_or_else(malformed)?;
@@ -65,20 +75,35 @@ impl<'t> Parsed<'t> {
                 "encrypted tokens are not accepted",
             ));
         }
-        let claims = strict_object(&decode_part(payload_b64)?)
-            .map_err(|_| AuthError::invalid_token("the token claims are not valid JSON"))?;
-        Ok(Parsed {
+        Ok(Signed {
             message,
             signature,
             header,
-            claims,
+            payload: decode_part(payload_b64)?,
         })
     }
+}
 
-    /// The header's `alg`, if it is one jsonwebtoken implements (`none` never is).
+impl Header {
+    /// The `alg`, if it is one jsonwebtoken implements (`none` never is).
     pub(crate) fn algorithm(&self) -> Result<Algorithm, AuthError> {
-        Algorithm::from_str(&self.header.alg)
+        Algorithm::from_str(&self.alg)
             .map_err(|_| AuthError::invalid_token("the token algorithm is not accepted"))
+    }
+}
+
+impl<'t> Parsed<'t> {
+    /// Splits and decodes `token`: a [`Signed`] JWS whose payload is a JSON object.
+    pub(crate) fn parse(token: &'t str) -> Result<Self, AuthError> {
+        let signed = Signed::parse(token)?;
+        let claims = strict_object(&signed.payload)
+            .map_err(|_| AuthError::invalid_token("the token claims are not valid JSON"))?;
+        Ok(Parsed {
+            message: signed.message,
+            signature: signed.signature,
+            header: signed.header,
+            claims,
+        })
     }
 
     /// The `iss` claim, which must be a string.
