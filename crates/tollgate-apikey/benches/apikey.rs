@@ -16,8 +16,10 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
-use tollgate_apikey::{ApiKeyAuth, KeyInfo, KeyVerifier, UnkeyVerifier, Verdict, VerifyError};
-use tollgate_core::{AuthLayer, CredentialDigest};
+use tollgate_apikey::{
+    ApiKeyAuth, CachePolicy, KeyInfo, KeyVerifier, UnkeyVerifier, UpstreamError, Verdict,
+};
+use tollgate_core::{AuthLayer, Authenticator, CredentialDigest};
 use tollgate_testkit::{MockKey, MockKeyService, alternating, quartiles};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -44,7 +46,7 @@ static ALLOC: Counting = Counting;
 struct AllValid;
 
 impl KeyVerifier for AllValid {
-    async fn verify(&self, key: &str) -> Result<Verdict, VerifyError> {
+    async fn verify(&self, key: &str) -> Result<Verdict, UpstreamError> {
         Ok(Verdict::Valid(
             KeyInfo::new(format!("key_{}", &key[key.len() - 6..])).scopes(["orders:read"]),
         ))
@@ -161,6 +163,28 @@ fn cache_hits(c: &mut Criterion) {
         "apikey/hit, random key, paired: layer − no layer",
         &overheads(&rounds),
     );
+
+    // The hot key, paired; and the same behind a boxed authenticator (the object-safe form,
+    // for setups chosen at run time), paired against the plain one.
+    let boxed = ServiceBuilder::new()
+        .layer(AuthLayer::new(auth.clone().boxed()))
+        .service(trivial());
+    let bare_hot = async || {
+        black_box(bare.clone().oneshot(request(&hot)).await.unwrap());
+    };
+    let mut layer_hot = async || {
+        black_box(layered.clone().oneshot(request(&hot)).await.unwrap());
+    };
+    let boxed_hot = async || {
+        black_box(boxed.clone().oneshot(request(&hot)).await.unwrap());
+    };
+    let rounds = rt.block_on(alternating(bare_hot, &mut layer_hot, 5_000, 40));
+    report("apikey/hit, hot key, paired: layer − no layer", &overheads(&rounds));
+    let rounds = rt.block_on(alternating(&mut layer_hot, boxed_hot, 5_000, 40));
+    report(
+        "apikey/hit, hot key, paired: boxed authenticator − plain",
+        &overheads(&rounds),
+    );
     let rounds = rt.block_on(alternating(&mut baseline, sha_and_moka, 5_000, 40));
     report(
         "apikey/hit, random key, paired: SHA-256 + moka get − no layer (the floor)",
@@ -194,7 +218,7 @@ fn misses(c: &mut Criterion) {
     let url = format!("{}/v2/keys.verifyKey", service.unkey_base_url());
     let client = reqwest::Client::new();
     let auth = ApiKeyAuth::builder(UnkeyVerifier::new("root").base_url(service.unkey_base_url()))
-        .no_cache()
+        .cache(CachePolicy::disabled())
         .build();
     let layered = ServiceBuilder::new()
         .layer(AuthLayer::new(auth))

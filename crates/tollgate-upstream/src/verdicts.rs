@@ -217,7 +217,7 @@ pub struct Stats {
     pub stale_served: u64,
     /// Verdicts found in the second-level store.
     pub store_hits: u64,
-    /// Calls made to the upstream.
+    /// Calls made to the upstream (not counting those an open breaker refused at once).
     pub upstream_calls: u64,
     /// Failed calls, by kind.
     pub upstream_errors: UpstreamErrors,
@@ -716,14 +716,18 @@ impl<V: RemoteVerifier> VerdictCache<V> {
         digest: &CredentialDigest,
     ) -> Result<Result<Principal, AuthError>, UpstreamError> {
         let counters = &self.inner.counters;
-        bump(&counters.upstream_calls);
         let verdict = match self.inner.verifier.verify(credential).await {
             Ok(verdict) => verdict,
             Err(e) => {
+                // Refused by an open breaker: no call was made.
+                if !matches!(e, UpstreamError::Unavailable { .. }) {
+                    bump(&counters.upstream_calls);
+                }
                 counters.error(&e);
                 return Err(e);
             }
         };
+        bump(&counters.upstream_calls);
         counters.outcome(&verdict);
         if let Some(local) = &self.inner.local {
             if let Some(fresh) = &local.fresh {
