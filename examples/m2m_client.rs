@@ -13,9 +13,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use tollgate::AuthLayer;
-use tollgate::{Principal, RequireScopes, scopes};
 use tollgate::client::{BoxError, ClientAuthLayer, ClientCredentials, TokenSource};
 use tollgate::jwt::{Issuer, JwtAuth};
+use tollgate::{Principal, RequireScopes, scopes};
 use tollgate_testkit::MockIdp;
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 

@@ -12,9 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use serde_json::{Value, json};
 use tollgate::apikey::{ApiKeyAuth, UnkeyVerifier};
-use tollgate::{RequireScopes, scopes};
 use tollgate::jwt::{Algorithm, Issuer, JwtAuth};
 use tollgate::{AuthLayer, Authenticator};
+use tollgate::{RequireScopes, scopes};
 use tollgate_testkit::{DEFAULT_AUDIENCE, Fault, MockIdp, MockKey, MockKeyService, SigningKey};
 
 scopes! { Read = "orders:read"; }

@@ -43,7 +43,10 @@ async fn jwt_shaped_bearer_tokens_go_to_the_jwt_authenticator_not_the_key_servic
     assert_eq!(keys.requests(), 0, "a JWT was sent to the key service");
 
     // API keys, as a bearer token or in their header, still reach the key service.
-    assert_eq!(app.bearer(KEY).await.text().await.unwrap(), "key_1 orders:read");
+    assert_eq!(
+        app.bearer(KEY).await.text().await.unwrap(),
+        "key_1 orders:read"
+    );
     assert_eq!(app.with_header("x-api-key", KEY).await.status(), 200);
     assert_eq!(keys.requests(), 1);
 }
@@ -51,7 +54,15 @@ async fn jwt_shaped_bearer_tokens_go_to_the_jwt_authenticator_not_the_key_servic
 #[tokio::test]
 async fn jwt_shaped_keys_only_when_the_user_says_so() {
     let (app, keys, idp) = stack(true).await;
-    let token = idp.token().alg(Algorithm::ES256).claim("scope", "orders:read").sign();
-    assert_eq!(app.bearer(&token).await.status(), 401, "judged as an API key");
+    let token = idp
+        .token()
+        .alg(Algorithm::ES256)
+        .claim("scope", "orders:read")
+        .sign();
+    assert_eq!(
+        app.bearer(&token).await.status(),
+        401,
+        "judged as an API key"
+    );
     assert_eq!(keys.requests(), 1);
 }

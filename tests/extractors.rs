@@ -7,8 +7,8 @@ use axum::Router;
 use axum::routing::get;
 use http::request::Parts;
 use tollgate::{
-    AuthError, AuthLayer, Authenticator, Challenge, Claims, CredentialKind, CredentialSource, Principal,
-    RequireAnyScope, RequireScopes, RequireScopesLayer, ScopePolicy, Scopes, scopes,
+    AuthError, AuthLayer, Authenticator, Challenge, Claims, CredentialKind, CredentialSource,
+    Principal, RequireAnyScope, RequireScopes, RequireScopesLayer, ScopePolicy, Scopes, scopes,
 };
 
 scopes! {

@@ -13,8 +13,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use tollgate::AuthLayer;
-use tollgate::{Claims, RequireScopes, scopes};
 use tollgate::jwt::{Issuer, JwtAuth};
+use tollgate::{Claims, RequireScopes, scopes};
 
 const AUDIENCE: &str = "https://api.tollgate.test";
 const OTHER_AUDIENCE: &str = "https://other.tollgate.test";

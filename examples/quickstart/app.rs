@@ -7,9 +7,9 @@ use axum::Router;
 use axum::routing::get;
 use tollgate::AuthLayer;
 use tollgate::apikey::{ApiKeyAuth, CachePolicy, UnkeyVerifier};
-use tollgate::{Principal, RequireScopes, scopes};
 use tollgate::jwt::{Issuer, JwtAuth};
 use tollgate::{Authenticator, CredentialKind};
+use tollgate::{Principal, RequireScopes, scopes};
 use tollgate_testkit::{DEFAULT_AUDIENCE, MockIdp, MockKey, MockKeyService};
 
 scopes! {

@@ -5,15 +5,18 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tollgate_apikey::{ApiKeyAuth, KeyInfo, StaticKeys};
-use tollgate_core::Authenticator;
+use tollgate_apikey::{ApiKeyAuth, DEFAULT_HEADER, KeyInfo, StaticKeys};
+use tollgate_core::{Authenticator, CredentialSource};
 
 fn setup() -> &'static (tokio::runtime::Runtime, ApiKeyAuth<StaticKeys>) {
     static SETUP: OnceLock<(tokio::runtime::Runtime, ApiKeyAuth<StaticKeys>)> = OnceLock::new();
     SETUP.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let keys = StaticKeys::new().key("sk_live_fuzz", KeyInfo::new("fuzz"));
-        let auth = ApiKeyAuth::builder(keys).prefix("sk_live_").also_bearer().build();
+        let auth = ApiKeyAuth::builder(keys)
+            .prefix("sk_live_")
+            .credential_source(CredentialSource::header(DEFAULT_HEADER).also_bearer())
+            .build();
         (rt, auth)
     })
 }

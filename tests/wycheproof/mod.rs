@@ -18,8 +18,14 @@ const REFUSED_BY_DESIGN: &[(u64, &str)] = &[
     (346, "a key verifies only its own JWK alg (RFC 8725 §3.1)"),
     (350, "a key verifies only its own JWK alg (RFC 8725 §3.1)"),
     // A `?` inserted into the header or payload.
-    (372, "outside base64url and the b64token syntax (RFC 7515 §2, RFC 6750 §2.1)"),
-    (373, "outside base64url and the b64token syntax (RFC 7515 §2, RFC 6750 §2.1)"),
+    (
+        372,
+        "outside base64url and the b64token syntax (RFC 7515 §2, RFC 6750 §2.1)",
+    ),
+    (
+        373,
+        "outside base64url and the b64token syntax (RFC 7515 §2, RFC 6750 §2.1)",
+    ),
 ];
 
 /// Vectors marked invalid that tollgate accepts, with why: named for bad padding, they carry
@@ -27,14 +33,22 @@ const REFUSED_BY_DESIGN: &[(u64, &str)] = &[
 /// base64url and the MAC is over exactly those bytes (RFC 7515 §5.2). Asserted accepted, and
 /// counted apart.
 const ACCEPTED_BY_DESIGN: &[(u64, &str)] = &[
-    (367, "no padding in it: canonical base64url, MAC valid over the encoded bytes"),
-    (370, "no padding in it: canonical base64url, MAC valid over the encoded bytes"),
+    (
+        367,
+        "no padding in it: canonical base64url, MAC valid over the encoded bytes",
+    ),
+    (
+        370,
+        "no padding in it: canonical base64url, MAC valid over the encoded bytes",
+    ),
 ];
 
 fn folder() -> Option<PathBuf> {
-    let dir = std::env::var_os("WYCHEPROOF_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/wycheproof")
-    });
+    let dir = std::env::var_os("WYCHEPROOF_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/wycheproof")
+        });
     if dir.join("json_web_signature_test.json").exists() {
         return Some(dir);
     }
@@ -48,7 +62,9 @@ fn folder() -> Option<PathBuf> {
 fn alg_of(token: &str) -> Option<String> {
     use base64::Engine;
     let header = token.split('.').next()?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
     let header: Value = serde_json::from_slice(&bytes).ok()?;
     header["alg"].as_str().map(str::to_owned)
 }
@@ -89,8 +105,8 @@ pub fn run(backend: &str) {
                     skipped += 1;
                     continue;
                 }
-                let ok = tollgate_jwt::__conformance::verifies(&jwks, remote, &token)
-                    .unwrap_or(false);
+                let ok =
+                    tollgate_jwt::__conformance::verifies(&jwks, remote, &token).unwrap_or(false);
                 let id = case["tcId"].as_u64().unwrap_or_default();
                 let exception = match valid {
                     true => REFUSED_BY_DESIGN,
@@ -120,5 +136,10 @@ pub fn run(backend: &str) {
         by_design.len(),
         by_design.join("\n  ")
     );
-    assert!(wrong.is_empty(), "{} cases wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} cases wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }

@@ -179,7 +179,10 @@ fn cache_hits(c: &mut Criterion) {
         black_box(boxed.clone().oneshot(request(&hot)).await.unwrap());
     };
     let rounds = rt.block_on(alternating(bare_hot, &mut layer_hot, 5_000, 40));
-    report("apikey/hit, hot key, paired: layer − no layer", &overheads(&rounds));
+    report(
+        "apikey/hit, hot key, paired: layer − no layer",
+        &overheads(&rounds),
+    );
     let rounds = rt.block_on(alternating(&mut layer_hot, boxed_hot, 5_000, 40));
     report(
         "apikey/hit, hot key, paired: boxed authenticator − plain",

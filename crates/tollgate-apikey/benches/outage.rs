@@ -20,7 +20,10 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 const PROBE: Duration = Duration::from_secs(2);
 
 fn request(key: &str) -> Request<()> {
-    Request::builder().header("x-api-key", key).body(()).unwrap()
+    Request::builder()
+        .header("x-api-key", key)
+        .body(())
+        .unwrap()
 }
 
 /// p50 and p99 of `times`, in ms.
@@ -74,8 +77,8 @@ fn main() {
         // The service hangs. The requests already under way when it does wait their timeout.
         service.fail_with(Fault::Delay(Duration::from_secs(3600)));
         let mut first = tokio::task::JoinSet::new();
-        for i in 0..10 {
-            first.spawn(timed(cached[i].clone()));
+        for (i, key) in cached.iter().enumerate().take(10) {
+            first.spawn(timed(key.clone()));
             first.spawn(timed(format!("sk_live_new_{i:04}")));
         }
         let first: Vec<(Duration, u16)> = first.join_all().await;

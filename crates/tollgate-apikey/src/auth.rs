@@ -235,7 +235,9 @@ impl<V: KeyVerifier> ApiKeyAuthBuilder<V> {
     pub fn build(self) -> ApiKeyAuth<V> {
         let source = self.source.max_len_if_unset(DEFAULT_MAX_KEY_LEN);
         let lenient = match source.reads_bearer() {
-            true => source.clone().max_len(source.length_limit().max(MAX_BEARER_LEN)),
+            true => source
+                .clone()
+                .max_len(source.length_limit().max(MAX_BEARER_LEN)),
             false => source.clone(),
         };
         ApiKeyAuth {

@@ -110,7 +110,9 @@ impl KeyVerifier for JsonVerifier {
             .headers(self.headers.clone())
             .json(&Request { key });
         self.upstream
-            .send(request, |answer| answer.success()?.json::<Answer>()?.into_verdict())
+            .send(request, |answer| {
+                answer.success()?.json::<Answer>()?.into_verdict()
+            })
             .await
     }
 }

@@ -425,12 +425,7 @@ async fn bearer_keys_when_enabled() {
         .credential_source(CredentialSource::header(DEFAULT_HEADER).also_bearer())
         .build();
     let app = serve_app(auth).await;
-    let res = app
-        .get()
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
+    let res = app.get().bearer_auth(KEY).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let both = app
         .get()
@@ -446,7 +441,14 @@ async fn bearer_keys_when_enabled() {
 async fn static_keys_through_the_layer() {
     let keys = StaticKeys::new().key(KEY, KeyInfo::new("ci").scopes(["deploy"]));
     let app = serve_app(ApiKeyAuth::builder(keys).build()).await;
-    assert_eq!(app.with_header("x-api-key", KEY).await.text().await.unwrap(), "ci deploy");
+    assert_eq!(
+        app.with_header("x-api-key", KEY)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "ci deploy"
+    );
     // Differs in the last byte only: a miss, not a hit on a truncated or folded cache key.
     let mut near = KEY.to_owned();
     near.pop();
@@ -524,7 +526,10 @@ async fn a_redirecting_key_service_is_an_outage_and_the_key_goes_nowhere_else() 
     let evil = attacker().await;
     let service = service().await;
     for status in [301, 302, 303, 307, 308] {
-        for to in [evil.unkey_base_url() + "/v2/keys.verifyKey", evil.json_url()] {
+        for to in [
+            evil.unkey_base_url() + "/v2/keys.verifyKey",
+            evil.json_url(),
+        ] {
             service.fail_with(Fault::Redirect(status, to));
             for verifier in [
                 ApiKeyAuth::builder(unkey(&service)).build().boxed(),
@@ -543,7 +548,11 @@ async fn a_redirecting_key_service_is_an_outage_and_the_key_goes_nowhere_else() 
             }
         }
     }
-    assert_eq!(evil.requests(), 0, "the key was sent to the redirect's target");
+    assert_eq!(
+        evil.requests(),
+        0,
+        "the key was sent to the redirect's target"
+    );
 }
 
 #[tokio::test]
@@ -562,9 +571,11 @@ async fn a_client_that_follows_redirects_is_caught_and_never_retried() {
     // A redirect whose target refuses the connection: the request reached the first server,
     // so it is not sent again.
     let before = service.requests();
-    service.fail_with(Fault::Redirect(307, tollgate_testkit::unreachable_url("/verify")));
-    let auth = ApiKeyAuth::builder(JsonVerifier::new(service.json_url()).client(following))
-        .build();
+    service.fail_with(Fault::Redirect(
+        307,
+        tollgate_testkit::unreachable_url("/verify"),
+    ));
+    let auth = ApiKeyAuth::builder(JsonVerifier::new(service.json_url()).client(following)).build();
     let app = serve_app(auth).await;
     assert_eq!(status_of(&app, KEY).await, 503);
     assert_eq!(service.requests(), before + 1, "sent once, not retried");
@@ -583,7 +594,11 @@ async fn a_refused_connection_is_retried_once_a_timeout_never() {
     service.fail_with(Fault::Delay(Duration::from_secs(2)));
     let app = serve_app(ApiKeyAuth::builder(unkey(&service)).build()).await;
     assert_eq!(status_of(&app, KEY).await, 503);
-    assert_eq!(service.requests(), 1, "a request that may have arrived is never resent");
+    assert_eq!(
+        service.requests(),
+        1,
+        "a request that may have arrived is never resent"
+    );
 }
 
 #[tokio::test]
@@ -591,7 +606,8 @@ async fn once_the_key_service_is_known_down_requests_are_answered_at_once() {
     use tollgate_apikey::BreakerPolicy;
     let service = service().await;
     service.add_key("sk_test_other", MockKey::new("key_2"));
-    let verifier = unkey(&service).breaker(BreakerPolicy::default().probe_interval(Duration::from_millis(300)));
+    let verifier = unkey(&service)
+        .breaker(BreakerPolicy::default().probe_interval(Duration::from_millis(300)));
     let auth = ApiKeyAuth::builder(verifier)
         .cache(
             CachePolicy::default()
@@ -612,10 +628,21 @@ async fn once_the_key_service_is_known_down_requests_are_answered_at_once() {
         assert_eq!(status_of(&app, KEY).await, 200, "stale, at once");
         let res = app.with_header("x-api-key", "sk_test_other").await;
         assert_eq!(res.status(), 503, "uncached: 503 at once");
-        let after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-        assert!(after <= 1, "Retry-After is the time until the next probe: {after}");
+        let after: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            after <= 1,
+            "Retry-After is the time until the next probe: {after}"
+        );
     }
-    assert_eq!(service.requests(), before + 1, "one call, then none while open");
+    assert_eq!(
+        service.requests(),
+        before + 1,
+        "one call, then none while open"
+    );
     assert_eq!(auth.stats().upstream_errors.timeout, 1);
 
     // The service is back: the first request after the probe interval probes and closes it.
@@ -678,15 +705,29 @@ impl tollgate_apikey::VerdictStore for SharedMemory {
 async fn a_second_level_store_is_asked_before_the_key_service() {
     let service = service().await;
     let store = SharedMemory::default();
-    let replica = || ApiKeyAuth::builder(unkey(&service)).store(store.clone()).build();
+    let replica = || {
+        ApiKeyAuth::builder(unkey(&service))
+            .store(store.clone())
+            .build()
+    };
     let (a, b) = (replica(), replica());
     let (app_a, app_b) = (serve_app(a.clone()).await, serve_app(b.clone()).await);
     assert_eq!(
-        app_a.with_header("x-api-key", KEY).await.text().await.unwrap(),
+        app_a
+            .with_header("x-api-key", KEY)
+            .await
+            .text()
+            .await
+            .unwrap(),
         "key_1 orders:read reader"
     );
     assert_eq!(
-        app_b.with_header("x-api-key", KEY).await.text().await.unwrap(),
+        app_b
+            .with_header("x-api-key", KEY)
+            .await
+            .text()
+            .await
+            .unwrap(),
         "key_1 orders:read reader",
         "the principal round-trips through the store"
     );

@@ -182,10 +182,7 @@ async fn endpoint_faults_fail_the_request_with_a_typed_error() {
     );
 
     idp.fail_with(IdpFault::Garbage);
-    assert_eq!(
-        token_error(&down, creds()).await,
-        TokenError::Malformed
-    );
+    assert_eq!(token_error(&down, creds()).await, TokenError::Malformed);
 
     idp.heal();
     let before = idp.token_requests();
@@ -210,7 +207,10 @@ async fn endpoint_faults_fail_the_request_with_a_typed_error() {
     let attacker = MockIdp::start().await;
     idp.fail_with(IdpFault::Redirect(attacker.token_url()));
     let err = token_error(&down, creds()).await;
-    assert!(matches!(&err, TokenError::Unavailable(r) if r.contains("redirect")), "{err}");
+    assert!(
+        matches!(&err, TokenError::Unavailable(r) if r.contains("redirect")),
+        "{err}"
+    );
     assert_eq!(attacker.token_requests(), 0);
 
     // An oversized answer is capped, not read whole.

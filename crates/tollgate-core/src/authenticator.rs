@@ -125,7 +125,9 @@ impl<A: Authenticator, B: Authenticator> Authenticator for Or<A, B> {
     }
 
     fn credential_source(&self) -> CredentialSource {
-        self.0.credential_source().union(&self.1.credential_source())
+        self.0
+            .credential_source()
+            .union(&self.1.credential_source())
     }
 
     fn challenges(&self) -> Vec<Challenge> {

@@ -140,7 +140,10 @@ pub fn is_jwt_shaped(token: &str) -> bool {
     else {
         return false;
     };
-    let b64url = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let b64url = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     if header.is_empty() || payload.is_empty() || !b64url(payload) || !b64url(signature) {
         return false;
     }
@@ -296,7 +299,9 @@ impl CredentialSource {
                 .iter()
                 .any(|v| scheme_is(v.as_bytes(), b"bearer")),
             Location::Header(name) => parts.headers.contains_key(name),
-            Location::Cookie(name) => cookie_pairs(&parts.headers).any(|(k, _)| k == name.as_bytes()),
+            Location::Cookie(name) => {
+                cookie_pairs(&parts.headers).any(|(k, _)| k == name.as_bytes())
+            }
             Location::Query(name) => query_pairs(&parts.uri).any(|(k, _)| k == name.as_bytes()),
         })
     }
@@ -430,7 +435,9 @@ impl CredentialSource {
             .ok_or_else(|| AuthError::invalid_request("the token parameter is badly encoded"))?;
         self.check(&decoded, is_b64token, complaint)?;
         // `check` proved it ASCII.
-        Ok(Some(Cow::Owned(String::from_utf8(decoded).unwrap_or_default())))
+        Ok(Some(Cow::Owned(
+            String::from_utf8(decoded).unwrap_or_default(),
+        )))
     }
 
     /// The checks every credential passes: length first, then not empty, then the characters
@@ -627,7 +634,11 @@ mod tests {
         assert_eq!(source.find(&p).unwrap().unwrap().as_str(), "a+b=");
         assert!(parts("/ws?access_token=%zz").uri.query().is_some());
         assert!(source.find(&parts("/ws?access_token=%zz")).is_err());
-        assert!(source.find(&parts("/ws?access_token=a&access_token=b")).is_err());
+        assert!(
+            source
+                .find(&parts("/ws?access_token=a&access_token=b"))
+                .is_err()
+        );
         let mut p = parts("/ws?room=1&access_token=abc&x=2");
         source.guard(&mut p, false);
         assert_eq!(p.uri, "/ws?room=1&x=2");

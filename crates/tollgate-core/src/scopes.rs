@@ -146,14 +146,16 @@ impl serde::Serialize for Scopes {
 
 impl<'de> serde::Deserialize<'de> for Scopes {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Vec::<std::borrow::Cow<'de, str>>::deserialize(deserializer)?
-            .into_iter()
-            .collect())
+        Ok(
+            Vec::<std::borrow::Cow<'de, str>>::deserialize(deserializer)?
+                .into_iter()
+                .collect(),
+        )
     }
 }
 
 /// A set of scopes named by a type: what `RequireScopes<S>` (the axum extractor) and
-/// [`RequireScopesLayer`](crate::RequireScopesLayer) check. Declare one with [`scopes!`],
+/// [`RequireScopesLayer`](crate::RequireScopesLayer) check. Declare one with [`scopes!`](crate::scopes!),
 /// which also makes the type convertible into [`Scopes`].
 pub trait ScopeSet: Send + Sync + 'static {
     /// The scopes, built once.

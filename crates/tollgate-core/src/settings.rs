@@ -95,7 +95,8 @@ impl AuthSettings {
         if let Some(after) = error.retry_after()
             && !sets(&res, RETRY_AFTER)
         {
-            res.headers_mut().insert(RETRY_AFTER, retry_after_value(after));
+            res.headers_mut()
+                .insert(RETRY_AFTER, retry_after_value(after));
         }
         if !res.body().is_empty() && !sets(&res, CONTENT_TYPE) {
             let json = matches!(res.body().trim_ascii_start().first(), Some(b'{' | b'['));

@@ -307,9 +307,9 @@ async fn custom_error_format_is_used_with_the_status_of_the_error() {
 
 #[tokio::test]
 async fn json_envelope_from_a_closure_keeps_the_standard_headers() {
-    let envelope = JsonEnvelope::new(|err: &AuthError| {
-        serde_json::json!({"problem": {"code": err.kind().code(), "detail": err.description()}})
-    });
+    let envelope = JsonEnvelope::new(
+        |err: &AuthError| serde_json::json!({"problem": {"code": err.kind().code(), "detail": err.description()}}),
+    );
     let (res, _) = call(
         AuthLayer::new(Token).error_format(envelope).realm("orders"),
         with_auth(b"Bearer limited"),
@@ -392,7 +392,11 @@ async fn query_tokens_rfc6750_s2_3_are_opt_in_removed_from_the_uri_and_private()
     let req = |uri: &str| Request::builder().uri(uri).body(()).unwrap();
     let (res, seen) = call(AuthLayer::new(Query), req("/ws?room=1&access_token=good")).await;
     assert_eq!(res.status(), 200);
-    assert_eq!(seen[0].uri(), "/ws?room=1", "the token never reaches the service");
+    assert_eq!(
+        seen[0].uri(),
+        "/ws?room=1",
+        "the token never reaches the service"
+    );
     assert_eq!(res.headers()["cache-control"], "private");
 
     let (res, seen) = call(AuthLayer::new(Query), req("/ws?access_token=bad")).await;
@@ -421,7 +425,9 @@ impl Token {
     ) -> Result<Option<Principal>, AuthError> {
         match source.find(parts)?.as_deref() {
             None => Ok(None),
-            Some("good") => Ok(Some(Principal::builder("alice", CredentialKind::Jwt).build())),
+            Some("good") => Ok(Some(
+                Principal::builder("alice", CredentialKind::Jwt).build(),
+            )),
             Some(_) => Err(AuthError::invalid_token("unknown token")),
         }
     }
@@ -690,9 +696,16 @@ async fn any_response_body_works_a_tonic_style_boxed_body_included() {
         .layer(AuthLayer::new(Token))
         .layer(RequireScopesLayer::all(["orders:read"]))
         .service(inner);
-    let res = svc.clone().oneshot(with_auth(b"Bearer good")).await.unwrap();
+    let res = svc
+        .clone()
+        .oneshot(with_auth(b"Bearer good"))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "served");
+    assert_eq!(
+        res.into_body().collect().await.unwrap().to_bytes(),
+        "served"
+    );
     let res = svc.oneshot(with_auth(b"Bearer bad")).await.unwrap();
     assert_eq!(res.status(), 401);
     let body = res.into_body().collect().await.unwrap().to_bytes();

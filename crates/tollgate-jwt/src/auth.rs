@@ -10,8 +10,7 @@ use http::request::Parts;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use tollgate_core::{
-    AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal,
-    is_jwt_shaped,
+    AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal, is_jwt_shaped,
 };
 use tollgate_upstream::{BreakerPolicy, Upstream};
 
@@ -240,16 +239,17 @@ pub(crate) fn signature_valid(
     message: &str,
     signature: &str,
 ) -> bool {
-    check(keys.lookup(kid, alg), |key| verifies(key, alg, message, signature)).is_ok()
+    check(keys.lookup(kid, alg), |key| {
+        verifies(key, alg, message, signature)
+    })
+    .is_ok()
 }
 
 /// The verdict on a lookup without a refetch.
 fn check(lookup: Lookup<'_>, verifies: impl Fn(&PreparedKey) -> bool) -> Result<(), AuthError> {
     match lookup {
         Lookup::Key(key) if verifies(key) => Ok(()),
-        Lookup::Key(_) => Err(AuthError::invalid_token(
-            "the token signature is not valid",
-        )),
+        Lookup::Key(_) => Err(AuthError::invalid_token("the token signature is not valid")),
         Lookup::UnknownKid => Err(unknown_key()),
         Lookup::WrongAlgorithm => Err(AuthError::invalid_token(
             "the token algorithm does not fit its key",
@@ -271,7 +271,9 @@ impl Inner {
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         if let Some(cache) = &self.cache
             && let Some(principal) = cache
-                .get(token, |iss| self.issuers.get(iss).map(TrustedIssuer::generation))
+                .get(token, |iss| {
+                    self.issuers.get(iss).map(TrustedIssuer::generation)
+                })
                 .await
         {
             return Ok(principal);
@@ -377,7 +379,8 @@ impl JwtAuthBuilder {
         let upstream = |issuer: &Issuer| {
             // The breaker probes no less often than a failed refresh is retried.
             let probe = BreakerPolicy::default();
-            let probe = probe.probe_interval(probe.configured_probe_interval().min(issuer.refresh.retry));
+            let probe =
+                probe.probe_interval(probe.configured_probe_interval().min(issuer.refresh.retry));
             let upstream = Upstream::new(format!("JWKS of {}", issuer.issuer))
                 .timeout(self.fetch_timeout)
                 .breaker(probe);

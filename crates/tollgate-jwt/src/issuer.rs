@@ -399,6 +399,7 @@ impl LocalKeys {
         Ok(self)
     }
 
+    #[cfg(feature = "conformance")]
     pub(crate) fn into_keys(self) -> Vec<PreparedKey> {
         self.keys
     }

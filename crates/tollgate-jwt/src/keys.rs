@@ -73,9 +73,10 @@ impl KeySet {
         let mut set = KeySet::default();
         for key in keys {
             if let Some(kid) = &key.kid {
-                let taken = set.by_kid.get(kid).is_some_and(|same| {
-                    same.iter().any(|&i| set.keys[i].family() == key.family())
-                });
+                let taken = set
+                    .by_kid
+                    .get(kid)
+                    .is_some_and(|same| same.iter().any(|&i| set.keys[i].family() == key.family()));
                 if taken {
                     tracing::warn!(kid = %kid, "skipping a JWK: another key of its type has its kid");
                     continue;
@@ -334,13 +335,23 @@ mod tests {
 
     #[test]
     fn a_key_only_verifies_its_own_algorithms() {
-        let doc = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": ED_X}]});
+        let doc =
+            serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": ED_X}]});
         let set = parse_jwks(doc.to_string().as_bytes(), ALL).unwrap();
-        assert!(matches!(set.lookup(Some("ed"), Algorithm::EdDSA), Lookup::Key(_)));
-        assert!(matches!(set.lookup(Some("ed"), Algorithm::HS256), Lookup::WrongAlgorithm));
+        assert!(matches!(
+            set.lookup(Some("ed"), Algorithm::EdDSA),
+            Lookup::Key(_)
+        ));
+        assert!(matches!(
+            set.lookup(Some("ed"), Algorithm::HS256),
+            Lookup::WrongAlgorithm
+        ));
         assert!(matches!(set.lookup(None, Algorithm::RS256), Lookup::NoKey));
         assert!(matches!(set.lookup(None, Algorithm::EdDSA), Lookup::Key(_)));
-        assert!(matches!(set.lookup(Some("other"), Algorithm::EdDSA), Lookup::UnknownKid));
+        assert!(matches!(
+            set.lookup(Some("other"), Algorithm::EdDSA),
+            Lookup::UnknownKid
+        ));
     }
 
     #[test]

@@ -75,7 +75,9 @@ pub mod __conformance {
         let keys = if remote {
             crate::keys::parse_jwks(jwks.as_bytes(), crate::DEFAULT_ALGORITHMS)?
         } else {
-            let keys = crate::LocalKeys::new().jwks(jwks).map_err(|e| e.to_string())?;
+            let keys = crate::LocalKeys::new()
+                .jwks(jwks)
+                .map_err(|e| e.to_string())?;
             KeySet::new(keys.into_keys())
         };
         let Ok(signed) = crate::token::Signed::parse(token) else {
@@ -90,6 +92,12 @@ pub mod __conformance {
             return Ok(false);
         }
         let kid = signed.header.kid.as_deref();
-        Ok(crate::auth::signature_valid(&keys, kid, alg, signed.message, signed.signature))
+        Ok(crate::auth::signature_valid(
+            &keys,
+            kid,
+            alg,
+            signed.message,
+            signed.signature,
+        ))
     }
 }

@@ -425,7 +425,11 @@ async fn hmac_local_keys_and_pinned_algorithms() {
     assert_eq!(status(&app, &token).await, 200);
     header.alg = Algorithm::HS512;
     let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-    assert_eq!(status(&app, &token).await, 401, "the key is pinned to HS256");
+    assert_eq!(
+        status(&app, &token).await,
+        401,
+        "the key is pinned to HS256"
+    );
 }
 
 #[tokio::test]

@@ -29,7 +29,10 @@ async fn status(app: &ProtectedApp, token: &str) -> u16 {
 
 async fn description(res: reqwest::Response) -> String {
     let json: serde_json::Value = res.json().await.unwrap();
-    json["error_description"].as_str().unwrap_or_default().to_owned()
+    json["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Polls `check` every 50 ms until it holds or `within` has passed; whether it held.
@@ -60,7 +63,8 @@ async fn a_kid_shared_by_keys_of_different_types_rfc7517_s4_5() {
 #[tokio::test]
 async fn a_token_without_kid_needs_exactly_one_key_for_its_algorithm() {
     let idp = MockIdp::start().await;
-    let app = serve_app(auth_for(issuer(&idp).refresh_interval(Duration::from_millis(100))).await).await;
+    let app =
+        serve_app(auth_for(issuer(&idp).refresh_interval(Duration::from_millis(100))).await).await;
     // One RS256 key in the set: a token without a kid is verified by it.
     assert_eq!(status(&app, &idp.token().kid(None).sign()).await, 200);
     // A second RS256 key: which one signed is ambiguous, and nothing is tried.
@@ -91,7 +95,10 @@ async fn rsa_moduli_are_counted_in_bits_not_bytes() {
     let res = app.bearer(&token).await;
     assert_eq!(res.status(), 401);
     // Skipped when loaded, not merely failing its signature check.
-    assert_eq!(description(res).await, "the token was signed by an unknown key");
+    assert_eq!(
+        description(res).await,
+        "the token was signed by an unknown key"
+    );
 
     // The same floor for PEM keys given locally: a 1024-bit PKCS#1 key is refused.
     let mut n = vec![0xffu8; 129];
@@ -125,7 +132,11 @@ async fn a_jwks_with_no_usable_key_is_a_failed_fetch_and_the_good_keys_stay() {
     idp.publish_raw(rsa_jwk("weak", 1024));
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(auth.stats().jwks_failures >= 2);
-    assert_eq!(status(&app, &token).await, 200, "the last good keys are kept");
+    assert_eq!(
+        status(&app, &token).await,
+        200,
+        "the last good keys are kept"
+    );
 }
 
 #[tokio::test]
@@ -144,7 +155,11 @@ async fn cached_tokens_are_dropped_when_a_key_is_replaced_under_its_kid() {
     assert_eq!(auth.stats().cache_hits, 1);
     idp.replace_key("rs-1"); // new material, same kid
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(status(&app, &old).await, 401, "no longer trusted from the cache");
+    assert_eq!(
+        status(&app, &old).await,
+        401,
+        "no longer trusted from the cache"
+    );
     assert_eq!(status(&app, &idp.token().sign()).await, 200);
 }
 
@@ -169,7 +184,16 @@ async fn a_redirecting_jwks_never_replaces_the_keys() {
         .build()
         .await
         .unwrap_err();
-    assert!(matches!(err, BuildError::Fetch { discovery: true, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            BuildError::Fetch {
+                discovery: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(attacker.jwks_requests() + attacker.discovery_requests(), 0);
 }
 
@@ -215,12 +239,19 @@ async fn a_flood_of_made_up_kids_cannot_stall_a_rotation() {
         status(&app, &rotated).await == 200
     })
     .await;
-    assert!(accepted, "the rotated-in key was not accepted during the flood");
+    assert!(
+        accepted,
+        "the rotated-in key was not accepted during the flood"
+    );
     // Within one cooldown of its first use (and the fetch's own time).
     assert!(started.elapsed() < cooldown * 2, "{:?}", started.elapsed());
     // The flood still costs at most one fetch per cooldown (plus the one at build time).
     let cooldowns = started.elapsed().as_millis() / cooldown.as_millis() + 2;
-    assert!(idp.jwks_requests() as u128 <= cooldowns + 1, "{} fetches", idp.jwks_requests());
+    assert!(
+        idp.jwks_requests() as u128 <= cooldowns + 1,
+        "{} fetches",
+        idp.jwks_requests()
+    );
 }
 
 #[tokio::test]
@@ -321,5 +352,8 @@ async fn a_discovery_issuer_mismatch_names_the_issuer_the_document_names() {
         .build()
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("https://impostor.example"), "{err}");
+    assert!(
+        err.to_string().contains("https://impostor.example"),
+        "{err}"
+    );
 }

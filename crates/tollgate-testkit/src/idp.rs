@@ -616,8 +616,8 @@ async fn fault(shared: &Shared) -> Option<Response> {
             let filler = "x".repeat(2 * 1024 * 1024);
             Some(Json(json!({ "keys": [], "pad": filler })).into_response())
         }
-        IdpFault::Redirect(to) => Some(
-            (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
-        ),
+        IdpFault::Redirect(to) => {
+            Some((StatusCode::FOUND, [(header::LOCATION, to)]).into_response())
+        }
     }
 }

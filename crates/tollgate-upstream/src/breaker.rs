@@ -80,8 +80,12 @@ pub struct Breaker {
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// One probe is under way.
     Probing,
 }
@@ -235,7 +239,10 @@ mod tests {
 
     #[test]
     fn a_cancelled_probe_frees_the_slot() {
-        let breaker = Breaker::new("test", BreakerPolicy::default().probe_interval(Duration::ZERO));
+        let breaker = Breaker::new(
+            "test",
+            BreakerPolicy::default().probe_interval(Duration::ZERO),
+        );
         breaker.permit().unwrap().failed(true);
         drop(breaker.permit().unwrap());
         breaker.permit().expect("probe again").failed(false);

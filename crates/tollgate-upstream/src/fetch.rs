@@ -198,7 +198,7 @@ impl fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// An upstream described by `what` (for logs: "key service", "JWKS of <issuer>"), with
+    /// An upstream described by `what` (for logs: "key service", "JWKS of https://idp"), with
     /// tollgate's client, a 2 s timeout, a 64 KiB cap and the default breaker.
     pub fn new(what: impl Into<Arc<str>>) -> Self {
         let what = what.into();

@@ -134,7 +134,9 @@ impl CachePolicy {
         match verdict {
             Ok(principal) => {
                 let ttl = self.ttl + grace;
-                principal.expires_at().map_or(ttl, |at| ttl.min(time_left(at)))
+                principal
+                    .expires_at()
+                    .map_or(ttl, |at| ttl.min(time_left(at)))
             }
             Err(e) => e
                 .retry_after()
@@ -172,7 +174,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The object-safe twin of [`VerdictStore`], so the engine needs no type parameter for it.
 trait DynStore: Send + Sync {
     fn get<'a>(&'a self, key: &'a CredentialDigest) -> BoxFuture<'a, Option<Vec<u8>>>;
-    fn put<'a>(&'a self, key: &'a CredentialDigest, v: Vec<u8>, ttl: Duration) -> BoxFuture<'a, ()>;
+    fn put<'a>(&'a self, key: &'a CredentialDigest, v: Vec<u8>, ttl: Duration)
+    -> BoxFuture<'a, ()>;
     fn invalidate<'a>(&'a self, key: &'a CredentialDigest) -> BoxFuture<'a, ()>;
     fn invalidate_all(&self) -> BoxFuture<'_, ()>;
 }
@@ -181,7 +184,12 @@ impl<S: VerdictStore> DynStore for S {
     fn get<'a>(&'a self, key: &'a CredentialDigest) -> BoxFuture<'a, Option<Vec<u8>>> {
         Box::pin(VerdictStore::get(self, key))
     }
-    fn put<'a>(&'a self, key: &'a CredentialDigest, v: Vec<u8>, ttl: Duration) -> BoxFuture<'a, ()> {
+    fn put<'a>(
+        &'a self,
+        key: &'a CredentialDigest,
+        v: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, ()> {
         Box::pin(VerdictStore::put(self, key, v, ttl))
     }
     fn invalidate<'a>(&'a self, key: &'a CredentialDigest) -> BoxFuture<'a, ()> {
@@ -340,7 +348,12 @@ struct Lifetime {
 }
 
 impl Expiry<CredentialDigest, Principal> for Lifetime {
-    fn expire_after_create(&self, _: &CredentialDigest, p: &Principal, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &CredentialDigest,
+        p: &Principal,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(self.policy.lifetime(Ok(p), self.grace))
     }
 
@@ -623,11 +636,14 @@ impl<V: RemoteVerifier> VerdictCache<V> {
         // Concurrent misses on one credential wait for a single call (moka's single flight);
         // a refusal travels to all of them as the shared error.
         let init = async {
-            if let Some(verdict) = self.from_store(&digest).await {
+            if let Some(verdict) = self.stored_verdict(&digest).await {
                 return match verdict {
                     Ok(principal) => Ok(principal),
                     Err(refusal) => {
-                        local.refused.insert(digest, Arc::new(refusal.clone())).await;
+                        local
+                            .refused
+                            .insert(digest, Arc::new(refusal.clone()))
+                            .await;
                         Err(Failure::Refused(refusal))
                     }
                 };
@@ -635,7 +651,10 @@ impl<V: RemoteVerifier> VerdictCache<V> {
             match self.call(credential, &digest).await {
                 Ok(Ok(principal)) => Ok(principal),
                 Ok(Err(refusal)) => {
-                    local.refused.insert(digest, Arc::new(refusal.clone())).await;
+                    local
+                        .refused
+                        .insert(digest, Arc::new(refusal.clone()))
+                        .await;
                     Err(Failure::Refused(refusal))
                 }
                 Err(e) => Err(Failure::Upstream(e)),
@@ -651,7 +670,11 @@ impl<V: RemoteVerifier> VerdictCache<V> {
     }
 
     /// Asks without looking in the cache (no cache, or a bypass); the answer is still stored.
-    async fn uncached(&self, credential: &str, digest: CredentialDigest) -> Result<Principal, AuthError> {
+    async fn uncached(
+        &self,
+        credential: &str,
+        digest: CredentialDigest,
+    ) -> Result<Principal, AuthError> {
         match self.call(credential, &digest).await {
             Ok(verdict) => {
                 if let Some(local) = &self.inner.local {
@@ -688,16 +711,22 @@ impl<V: RemoteVerifier> VerdictCache<V> {
             "token" => "the token could not be verified right now",
             _ => "the credential could not be verified right now",
         };
-        AuthError::unavailable(description, e.retry_after().unwrap_or(self.inner.retry_after))
+        AuthError::unavailable(
+            description,
+            e.retry_after().unwrap_or(self.inner.retry_after),
+        )
     }
 
     /// A verdict from the second-level store, if it has one that is still good.
-    async fn from_store(&self, digest: &CredentialDigest) -> Option<Result<Principal, AuthError>> {
+    async fn stored_verdict(&self, digest: &CredentialDigest) -> Option<Result<Principal, AuthError>> {
         let bytes = self.inner.store.as_ref()?.get(digest).await?;
         let verdict = match serde_json::from_slice::<Stored>(&bytes).ok()? {
             Stored::Valid(principal) => {
                 // Never past the credential's own expiry, whatever the store kept.
-                if principal.expires_at().is_some_and(|at| at <= SystemTime::now()) {
+                if principal
+                    .expires_at()
+                    .is_some_and(|at| at <= SystemTime::now())
+                {
                     return None;
                 }
                 Ok(principal)
@@ -765,7 +794,10 @@ impl<V: RemoteVerifier> VerdictCache<V> {
             }
             Err(refusal) => {
                 local.valid.invalidate(&digest).await;
-                local.refused.insert(digest, Arc::new(refusal.clone())).await;
+                local
+                    .refused
+                    .insert(digest, Arc::new(refusal.clone()))
+                    .await;
             }
         }
     }
@@ -786,7 +818,9 @@ impl<V: RemoteVerifier> VerdictCache<V> {
         let engine = self.clone();
         let credential = credential.to_owned();
         runtime.spawn(async move {
-            let Some(local) = &engine.inner.local else { return };
+            let Some(local) = &engine.inner.local else {
+                return;
+            };
             if let Ok(verdict) = engine.call(&credential, &digest).await {
                 engine.store_locally(local, digest, &verdict).await;
             }
