@@ -718,7 +718,10 @@ impl<V: RemoteVerifier> VerdictCache<V> {
     }
 
     /// A verdict from the second-level store, if it has one that is still good.
-    async fn stored_verdict(&self, digest: &CredentialDigest) -> Option<Result<Principal, AuthError>> {
+    async fn stored_verdict(
+        &self,
+        digest: &CredentialDigest,
+    ) -> Option<Result<Principal, AuthError>> {
         let bytes = self.inner.store.as_ref()?.get(digest).await?;
         let verdict = match serde_json::from_slice::<Stored>(&bytes).ok()? {
             Stored::Valid(principal) => {
