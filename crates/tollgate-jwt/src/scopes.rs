@@ -69,8 +69,7 @@ impl ScopeMapping {
 
     /// Also reads the claim at `path` (segments separated by `.`).
     pub fn and(mut self, path: &str) -> Self {
-        self.paths
-            .push(path.split('.').map(str::to_owned).collect());
+        self.paths.push(self::path(path));
         self
     }
 

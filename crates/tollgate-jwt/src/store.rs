@@ -250,7 +250,7 @@ impl KeyStore {
     /// server gave. Ends the fetch under way and wakes whoever waits for it.
     async fn load(&self) -> Result<Option<Duration>, String> {
         self.counters.fetches.fetch_add(1, Relaxed);
-        let result = self.fetch().await;
+        let result = self.fetch_and_swap().await;
         let was_down = {
             let mut fetches = self.fetches();
             fetches.in_flight = false;
@@ -281,7 +281,7 @@ impl KeyStore {
         result.map_err(|e| e.to_string())
     }
 
-    async fn fetch(&self) -> Result<Option<Duration>, LoadError> {
+    async fn fetch_and_swap(&self) -> Result<Option<Duration>, LoadError> {
         let url = self.jwks_url().await?;
         let fetched = match self.get_jwks(&url).await {
             // A provider that moved its JWKS: discovery is asked again, once.
