@@ -23,6 +23,11 @@ pub use tollgate_apikey as apikey;
 #[cfg(feature = "jwt")]
 pub use tollgate_jwt as jwt;
 
+/// Opaque access tokens by RFC 7662 introspection:
+/// [`Introspection`](introspect::Introspection).
+#[cfg(feature = "introspect")]
+pub use tollgate_introspect as introspect;
+
 /// Outbound machine-to-machine auth: [`ClientAuthLayer`](client::ClientAuthLayer) with
 /// client-credentials tokens or a static API key.
 #[cfg(feature = "client")]

@@ -18,6 +18,8 @@ use tollgate::{Claims, RequireScopes, scopes};
 
 const AUDIENCE: &str = "https://api.tollgate.test";
 const OTHER_AUDIENCE: &str = "https://other.tollgate.test";
+/// The resource whose access tokens the provider makes opaque.
+const OPAQUE_AUDIENCE: &str = "https://opaque.tollgate.test";
 
 scopes! {
     OrdersRead = "orders:read";
@@ -158,7 +160,7 @@ async fn status(url: &str, token: &str) -> reqwest::StatusCode {
         .status()
 }
 
-async fn serve(auth: JwtAuth) -> String {
+async fn serve(auth: impl tollgate::Authenticator) -> String {
     let app = Router::new()
         .route(
             "/orders",
@@ -333,4 +335,56 @@ async fn private_key_jwt_client_accepted_by_the_real_provider() {
         );
     }
     assert_eq!(tokens.token_requests(), 1);
+}
+
+#[cfg(feature = "introspect")]
+#[tokio::test]
+async fn opaque_tokens_introspected_at_the_real_provider() {
+    use tollgate::introspect::{CachePolicy, ClientCredentials, Introspection};
+
+    let Some(provider) = start_provider().await else {
+        return;
+    };
+    let introspector = |secret: &str| {
+        Introspection::builder(&provider.issuer)
+            .client_credentials(ClientCredentials::new("introspector").secret_basic(secret))
+            .audience(OPAQUE_AUDIENCE)
+            .cache(CachePolicy::default().ttl(Duration::from_millis(300)))
+    };
+    // Found by discovery, like the JWT path.
+    let auth = introspector("introspector-secret-0123456789abcdef")
+        .build()
+        .await
+        .unwrap();
+    assert!(auth.endpoint().starts_with(&provider.issuer));
+    let url = serve(auth).await;
+    let token = provider
+        .token("rs-client", OPAQUE_AUDIENCE, "orders:read")
+        .await;
+    assert!(!tollgate::is_jwt_shaped(&token), "the provider made a JWT");
+    let res = reqwest::Client::new().get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "rs-client rs-client orders:read");
+    // Not the scope the write route needs: 403.
+    let res = reqwest::Client::new().post(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+
+    // Revoked at the provider (RFC 7009): refused once the positive TTL has run out.
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/token/revocation", provider.issuer))
+        .basic_auth("rs-client", Some("rs-client-secret-0123456789abcdef"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    assert_eq!(status(&url, &token).await, 200, "still cached");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(status(&url, &token).await, 401);
+
+    // Wrong credentials for introspection: the provider refuses *us*; not the client's fault.
+    let wrong = introspector("not-the-secret").build().await.unwrap();
+    let url = serve(wrong).await;
+    let fresh = provider.token("rs-client", OPAQUE_AUDIENCE, "orders:read").await;
+    assert_eq!(status(&url, &fresh).await, 503);
 }

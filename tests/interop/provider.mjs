@@ -7,7 +7,10 @@
 //   orders:write), `es-client` (ES256, orders:read only), both client_secret_basic;
 //   `pkjwt-client` (private_key_jwt; its private JWK is served at /__client_key for the test);
 // - resource indicators on: access tokens are JWTs (typ at+jwt) for the requested resource,
-//   https://api.tollgate.test or https://other.tollgate.test;
+//   https://api.tollgate.test or https://other.tollgate.test, and opaque for
+//   https://opaque.tollgate.test;
+// - introspection (RFC 7662) and revocation (RFC 7009) on; `introspector` is the resource
+//   server's client for introspection (client_secret_basic);
 // - POST /__rotate: a new RSA and EC key sign from now on, the old ones stay published;
 //   POST /__drop_old: only the newest keys stay published.
 import http from 'node:http';
@@ -16,7 +19,7 @@ import Provider, { errors } from 'oidc-provider';
 
 const port = Number(process.env.PORT || 4000);
 const issuer = `http://127.0.0.1:${port}`;
-const RESOURCES = ['https://api.tollgate.test', 'https://other.tollgate.test'];
+const RESOURCES = ['https://api.tollgate.test', 'https://other.tollgate.test', 'https://opaque.tollgate.test'];
 
 function key(kind) {
   const options = kind === 'rsa' ? { modulusLength: 2048 } : { namedCurve: 'P-256' };
@@ -45,6 +48,11 @@ function makeProvider() {
         token_endpoint_auth_method: 'client_secret_basic', scope: 'orders:read',
       },
       {
+        client_id: 'introspector', client_secret: 'introspector-secret-0123456789abcdef',
+        grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      {
         client_id: 'pkjwt-client', grant_types: ['client_credentials'], redirect_uris: [],
         response_types: [], token_endpoint_auth_method: 'private_key_jwt',
         token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [clientPublic] },
@@ -56,6 +64,8 @@ function makeProvider() {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => RESOURCES[0],
@@ -66,7 +76,7 @@ function makeProvider() {
             scope: 'orders:read orders:write',
             audience: resource,
             accessTokenTTL: 300,
-            accessTokenFormat: 'jwt',
+            accessTokenFormat: resource === 'https://opaque.tollgate.test' ? 'opaque' : 'jwt',
             jwt: { sign: { alg: client.clientId === 'es-client' ? 'ES256' : 'RS256' } },
           };
         },

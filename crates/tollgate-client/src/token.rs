@@ -265,35 +265,17 @@ impl ClientCredentials {
         audience: Option<&str>,
         scope: Option<&str>,
     ) -> Result<AccessToken, Unanswered> {
-        let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
+        let mut form: Vec<(&'static str, String)> =
+            vec![("grant_type", "client_credentials".into())];
         if let Some(scope) = scope {
             form.push(("scope", scope.into()));
         }
         if let Some(audience) = audience {
             form.push((self.audience_param, audience.into()));
         }
-        let mut req = self.upstream.post(endpoint);
-        match &self.auth {
-            ClientAuth::SecretBasic(secret) => {
-                req = req.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)));
-            }
-            ClientAuth::SecretPost(secret) => {
-                form.push(("client_id", self.client_id.clone()));
-                form.push(("client_secret", secret.clone()));
-            }
-            ClientAuth::PrivateKeyJwt { key, alg, kid } => {
-                form.push(("client_id", self.client_id.clone()));
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-                form.push((
-                    "client_assertion",
-                    self.assertion(endpoint, key, *alg, kid.clone())
-                        .map_err(Unanswered::Failed)?,
-                ));
-            }
-        }
+        let req = self
+            .authenticate(self.upstream.post(endpoint), &mut form, endpoint)
+            .map_err(Unanswered::Failed)?;
         let answer = self.upstream.send(req.form(&form), read_token).await;
         match answer {
             Ok(token) => token.map_err(Unanswered::Failed),
@@ -303,6 +285,46 @@ impl ClientCredentials {
             }
             Err(e) => Err(Unanswered::Failed(TokenError::Unavailable(reason(&e)))),
         }
+    }
+
+    /// Authenticates a form POST to `endpoint` as this client (RFC 6749 §2.3, RFC 7523 §2.2):
+    /// HTTP Basic on `request`, or `client_id` and `client_secret`, or a `private_key_jwt`
+    /// assertion whose `aud` is `endpoint`, added to `form`. For every endpoint a client
+    /// authenticates to: the token endpoint here, an introspection endpoint
+    /// (tollgate-introspect).
+    pub fn authenticate(
+        &self,
+        request: reqwest::RequestBuilder,
+        form: &mut Vec<(&'static str, String)>,
+        endpoint: &str,
+    ) -> Result<reqwest::RequestBuilder, TokenError> {
+        Ok(match &self.auth {
+            ClientAuth::SecretBasic(secret) => {
+                request.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)))
+            }
+            ClientAuth::SecretPost(secret) => {
+                form.push(("client_id", self.client_id.clone()));
+                form.push(("client_secret", secret.clone()));
+                request
+            }
+            ClientAuth::PrivateKeyJwt { key, alg, kid } => {
+                form.push(("client_id", self.client_id.clone()));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push((
+                    "client_assertion",
+                    self.assertion(endpoint, key, *alg, kid.clone())?,
+                ));
+                request
+            }
+        })
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     fn assertion(

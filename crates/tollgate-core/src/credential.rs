@@ -120,10 +120,12 @@ impl std::fmt::Debug for Credential<'_> {
     }
 }
 
-/// Whether `token` has the shape of a compact JWS: three base64url parts (the third may be
-/// empty) whose first decodes to a JSON object. Nothing is verified and nothing but the header
-/// is decoded; this is what lets an API-key or introspection authenticator leave JWTs to the
-/// JWT authenticator, and the JWT authenticator leave opaque tokens to the others.
+/// Whether `token` has the shape of a compact JWS: three dot-separated parts, the first two
+/// not empty, the first decoding (base64url) to the start of a JSON object. Nothing is
+/// verified and only the first bytes of the header are decoded (the JWT authenticator then
+/// parses the whole token strictly); this is what lets an API-key or introspection
+/// authenticator leave JWTs to the JWT authenticator, and the JWT authenticator leave opaque
+/// tokens to the others, at the cost of a few dozen instructions.
 ///
 /// ```
 /// use tollgate_core::is_jwt_shaped;
@@ -134,28 +136,21 @@ impl std::fmt::Debug for Credential<'_> {
 /// assert!(!is_jwt_shaped("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0")); // two parts
 /// ```
 pub fn is_jwt_shaped(token: &str) -> bool {
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
+    let mut parts = token.splitn(4, '.');
+    let (Some(header), Some(payload), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return false;
     };
-    let b64url = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if header.is_empty() || payload.is_empty() || !b64url(payload) || !b64url(signature) {
+    if header.len() < 4 || payload.is_empty() {
         return false;
     }
-    // A JOSE header is small; a long first part is not worth decoding to find out.
-    if header.len() > 1024 {
-        return false;
-    }
-    let Ok(decoded) = URL_SAFE_NO_PAD.decode(header) else {
+    // The first four characters are the first three bytes: a JOSE header starts with `{`,
+    // perhaps after a little whitespace.
+    let Ok(start) = URL_SAFE_NO_PAD.decode(&header.as_bytes()[..4]) else {
         return false;
     };
-    let text = decoded.trim_ascii();
-    text.first() == Some(&b'{') && text.last() == Some(&b'}')
+    start.trim_ascii_start().first() == Some(&b'{')
 }
 
 impl CredentialSource {
@@ -652,6 +647,7 @@ mod tests {
         assert!(is_jwt_shaped("eyJhbGciOiJub25lIn0.e30."));
         assert!(!is_jwt_shaped("eyJhbGciOiJub25lIn0..sig"));
         assert!(!is_jwt_shaped("eyJhbGciOiJub25lIn0.e30.a.b"));
-        assert!(!is_jwt_shaped("W10.e30.sig")); // `[]` is not an object
+        assert!(!is_jwt_shaped("W10K.e30.sig")); // `[]` is not an object
+        assert!(is_jwt_shaped("ICB7.e30.sig")); // `  {`
     }
 }

@@ -16,6 +16,8 @@ pub enum CredentialKind {
     ApiKey,
     /// A bearer JWT checked against an issuer's keys.
     Jwt,
+    /// An opaque access token judged by its issuer's introspection endpoint (RFC 7662).
+    OpaqueToken,
     /// A credential of the application's own [`Authenticator`](crate::Authenticator),
     /// named by it (for example `"mtls"`).
     Other(&'static str),
@@ -144,11 +146,12 @@ impl PrincipalBuilder {
 }
 
 impl CredentialKind {
-    /// A short name: `api_key`, `jwt`, or the name of an `Other` kind.
+    /// A short name: `api_key`, `jwt`, `opaque_token`, or the name of an `Other` kind.
     pub fn name(self) -> &'static str {
         match self {
             CredentialKind::ApiKey => "api_key",
             CredentialKind::Jwt => "jwt",
+            CredentialKind::OpaqueToken => "opaque_token",
             CredentialKind::Other(name) => name,
         }
     }
@@ -160,6 +163,7 @@ impl CredentialKind {
         match name {
             "api_key" => CredentialKind::ApiKey,
             "jwt" => CredentialKind::Jwt,
+            "opaque_token" => CredentialKind::OpaqueToken,
             other => CredentialKind::Other(intern(other)),
         }
     }

@@ -183,6 +183,10 @@ struct Shared {
     jwks_path: Mutex<String>,
     jwks_requests: AtomicUsize,
     discovery_requests: AtomicUsize,
+    /// Opaque tokens and the introspection answer for each.
+    opaque: Mutex<std::collections::HashMap<String, Value>>,
+    introspection_bearers: Mutex<Vec<String>>,
+    introspection_requests: AtomicUsize,
 }
 
 /// An OpenID provider on 127.0.0.1: `/.well-known/openid-configuration` and `/jwks.json`,
@@ -229,10 +233,14 @@ impl MockIdp {
             jwks_path: Mutex::new("/jwks.json".into()),
             jwks_requests: AtomicUsize::new(0),
             discovery_requests: AtomicUsize::new(0),
+            opaque: Mutex::default(),
+            introspection_bearers: Mutex::default(),
+            introspection_requests: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/token", axum::routing::post(token_endpoint))
+            .route("/introspect", axum::routing::post(introspection_endpoint))
             // The JWKS is wherever `jwks_path` says (see `move_jwks`).
             .fallback(jwks)
             .with_state(shared.clone());
@@ -388,6 +396,86 @@ impl MockIdp {
     pub fn discovery_requests(&self) -> usize {
         self.shared.discovery_requests.load(Ordering::SeqCst)
     }
+
+    /// An opaque access token, answered by the introspection endpoint (RFC 7662) with the
+    /// default members (`active: true`, `iss`, `sub` = `user-1`, `client_id` = `client-1`,
+    /// `aud` = [`DEFAULT_AUDIENCE`], `iat` now, `exp` in 5 minutes, `token_type`); change
+    /// anything before [`issue`](OpaqueTokenBuilder::issue).
+    pub fn opaque_token(&self) -> OpaqueTokenBuilder<'_> {
+        let now = now();
+        let answer = json!({
+            "active": true, "iss": self.issuer(), "sub": "user-1", "client_id": "client-1",
+            "aud": DEFAULT_AUDIENCE, "iat": now, "exp": now + 300, "token_type": "Bearer",
+        });
+        OpaqueTokenBuilder {
+            idp: self,
+            answer: answer.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Revokes an opaque token (RFC 7009): it is answered `{"active": false}` from now on.
+    pub fn revoke(&self, token: &str) {
+        lock(&self.shared.opaque).remove(token);
+    }
+
+    /// The introspection endpoint URL (also in the discovery document). It takes the
+    /// registered clients' `client_secret_basic` or `client_secret_post`
+    /// ([`register_client`](Self::register_client)), or a bearer token registered with
+    /// [`register_introspection_bearer`](Self::register_introspection_bearer).
+    pub fn introspection_url(&self) -> String {
+        self.server.url("/introspect")
+    }
+
+    /// Lets `Authorization: Bearer <token>` authenticate introspection requests (servers
+    /// that want a bearer token of the resource server rather than client credentials).
+    pub fn register_introspection_bearer(&self, token: &str) {
+        lock(&self.shared.introspection_bearers).push(token.to_owned());
+    }
+
+    /// Introspection requests so far.
+    pub fn introspection_requests(&self) -> usize {
+        self.shared.introspection_requests.load(Ordering::SeqCst)
+    }
+}
+
+/// An opaque token being made by [`MockIdp::opaque_token`]: what the introspection endpoint
+/// answers for it.
+#[must_use]
+pub struct OpaqueTokenBuilder<'a> {
+    idp: &'a MockIdp,
+    answer: Map<String, Value>,
+}
+
+impl OpaqueTokenBuilder<'_> {
+    /// Sets a member of the answer (`"active": "yes"` too, for hostile shapes).
+    pub fn claim(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.answer.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Removes a member of the answer.
+    pub fn without(mut self, name: &str) -> Self {
+        self.answer.remove(name);
+        self
+    }
+
+    /// Sets `exp` to now plus `secs` (negative for the past).
+    pub fn expires_in(self, secs: i64) -> Self {
+        let exp = now() as i64 + secs;
+        self.claim("exp", exp)
+    }
+
+    /// Mints the token: a random string that means nothing but to the introspection endpoint.
+    pub fn issue(self) -> String {
+        let mut bytes = [0u8; 24];
+        aws_lc_rs::rand::fill(&mut bytes).expect("random");
+        let token = format!(
+            "ot_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        );
+        lock(&self.idp.shared.opaque).insert(token.clone(), Value::Object(self.answer));
+        token
+    }
 }
 
 fn alg_name(alg: Algorithm) -> &'static str {
@@ -498,6 +586,7 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
         "issuer": claimed,
         "jwks_uri": format!("{issuer}{jwks_path}"),
         "token_endpoint": format!("{issuer}/token"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
         "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
     }))
     .into_response()
@@ -541,23 +630,9 @@ async fn token_endpoint(
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
     }
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())));
-    let (id, secret) = match basic {
-        Some(pair) => pair,
-        None => (
-            form.get("client_id").cloned().unwrap_or_default(),
-            form.get("client_secret").cloned().unwrap_or_default(),
-        ),
-    };
-    if lock(&shared.clients).get(&id) != Some(&secret) || secret.is_empty() {
+    let Some(id) = client_of(&shared, &headers, &form) else {
         return error(StatusCode::UNAUTHORIZED, "invalid_client");
-    }
+    };
     let ttl = *lock(&shared.token_ttl);
     let now = now();
     let audience = form
@@ -589,6 +664,55 @@ async fn token_endpoint(
         "expires_in": ttl,
     }))
     .into_response()
+}
+
+/// The registered client a request authenticates as (`client_secret_basic` or
+/// `client_secret_post`), if any.
+fn client_of(
+    shared: &Shared,
+    headers: &axum::http::HeaderMap,
+    form: &std::collections::HashMap<String, String>,
+) -> Option<String> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())));
+    let (id, secret) = match basic {
+        Some(pair) => pair,
+        None => (
+            form.get("client_id").cloned().unwrap_or_default(),
+            form.get("client_secret").cloned().unwrap_or_default(),
+        ),
+    };
+    (!secret.is_empty() && lock(&shared.clients).get(&id) == Some(&secret)).then_some(id)
+}
+
+/// `POST /introspect` (RFC 7662 §2): for a registered client, the answer stored for the
+/// token, or `{"active": false}`.
+async fn introspection_endpoint(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    shared.introspection_requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(res) = fault(&shared).await {
+        return res;
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| lock(&shared.introspection_bearers).iter().any(|b| b == t));
+    if !bearer && client_of(&shared, &headers, &form).is_none() {
+        return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "invalid_client" })))
+            .into_response();
+    }
+    let token = form.get("token").cloned().unwrap_or_default();
+    let answer = lock(&shared.opaque).get(&token).cloned();
+    Json(answer.unwrap_or_else(|| json!({ "active": false }))).into_response()
 }
 
 async fn fault(shared: &Shared) -> Option<Response> {

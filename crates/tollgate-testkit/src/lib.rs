@@ -2,8 +2,9 @@
 //! 127.0.0.1 (a random port each) that you control from the test.
 //!
 //! - [`MockIdp`]: an OpenID provider serving discovery and a JWKS, minting tokens with any
-//!   claims, algorithm (RS256, PS256, ES256, EdDSA, HS256) and key, rotating keys, and
-//!   failing on demand (status, delay, garbage), with request counters.
+//!   claims, algorithm (RS256, PS256, ES256, EdDSA, HS256) and key, rotating keys, opaque
+//!   tokens answered by an RFC 7662 introspection endpoint, and failing on demand (status,
+//!   delay, garbage, HTML, huge bodies, redirects), with request counters.
 //! - [`MockKeyService`]: a key-verification service speaking Unkey's v2 protocol and
 //!   tollgate's generic JSON one, with keys added, revoked and expired at run time, injected
 //!   faults and a request counter.
@@ -40,7 +41,7 @@ mod paired;
 mod server;
 
 pub use app::ProtectedApp;
-pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, SigningKey, TokenBuilder};
+pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, OpaqueTokenBuilder, SigningKey, TokenBuilder};
 pub use key_service::{Fault, MockKey, MockKeyService};
 pub use paired::{alternating, quartiles};
 pub use server::{serve, unreachable_url};

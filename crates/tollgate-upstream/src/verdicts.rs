@@ -200,6 +200,40 @@ impl<S: VerdictStore> DynStore for S {
     }
 }
 
+/// Any [`VerdictStore`], its type erased, cheap to clone: one store shared by several
+/// engines (API keys and introspection on one Redis), or held by a builder until its engine
+/// is made.
+#[derive(Clone)]
+pub struct SharedStore(Arc<dyn DynStore>);
+
+impl SharedStore {
+    /// `store`, shared.
+    pub fn new(store: impl VerdictStore) -> Self {
+        SharedStore(Arc::new(store))
+    }
+}
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedStore").finish_non_exhaustive()
+    }
+}
+
+impl VerdictStore for SharedStore {
+    async fn get(&self, key: &CredentialDigest) -> Option<Vec<u8>> {
+        self.0.get(key).await
+    }
+    async fn put(&self, key: &CredentialDigest, value: Vec<u8>, ttl: Duration) {
+        self.0.put(key, value, ttl).await
+    }
+    async fn invalidate(&self, key: &CredentialDigest) {
+        self.0.invalidate(key).await
+    }
+    async fn invalidate_all(&self) {
+        self.0.invalidate_all().await
+    }
+}
+
 /// A verdict as a [`VerdictStore`] holds it.
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Stored {
@@ -854,7 +888,7 @@ impl<V: RemoteVerifier> VerdictCacheBuilder<V> {
     /// Asks `store` on a local miss before the upstream, and writes verdicts to it (default:
     /// none).
     pub fn store(mut self, store: impl VerdictStore) -> Self {
-        self.store = Some(Arc::new(store));
+        self.store = Some(SharedStore::new(store).0);
         self
     }
 

@@ -1,0 +1,57 @@
+//! [`Endpoint`]: one RFC 7662 §2.1 introspection request per token, on tollgate's fetch path,
+//! as the verdict engine asks it.
+
+use http::HeaderValue;
+use http::header::{ACCEPT, AUTHORIZATION};
+use serde_json::{Map, Value};
+use tollgate_client::ClientCredentials;
+use tollgate_core::{AuthError, Principal};
+use tollgate_upstream::{RemoteVerifier, Upstream, UpstreamError};
+
+use crate::answer::Rules;
+
+/// How the resource server authenticates to the introspection endpoint.
+#[derive(Clone)]
+pub(crate) enum EndpointAuth {
+    /// As an OAuth client: `client_secret_basic`, `client_secret_post`, `private_key_jwt`.
+    Client(ClientCredentials),
+    /// With a bearer token of its own (sensitive).
+    Bearer(HeaderValue),
+}
+
+pub(crate) struct Endpoint {
+    pub(crate) upstream: Upstream,
+    pub(crate) url: String,
+    pub(crate) auth: EndpointAuth,
+    pub(crate) rules: Rules,
+}
+
+impl RemoteVerifier for Endpoint {
+    async fn verify(&self, token: &str) -> Result<Result<Principal, AuthError>, UpstreamError> {
+        let mut form: Vec<(&'static str, String)> = vec![
+            ("token", token.to_owned()),
+            ("token_type_hint", "access_token".to_owned()),
+        ];
+        let request = self
+            .upstream
+            .post(&self.url)
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        let request = match &self.auth {
+            EndpointAuth::Client(client) => client
+                .authenticate(request, &mut form, &self.url)
+                .map_err(|e| UpstreamError::Other(e.to_string()))?,
+            EndpointAuth::Bearer(value) => request.header(AUTHORIZATION, value.clone()),
+        };
+        let span = tracing::debug_span!("token_introspection");
+        let _entered = span.enter();
+        // Any status but 200 (the server refusing *our* credentials included), a redirect, a
+        // body that is not a JSON object or is too large: the server's trouble, never the
+        // client's (503).
+        self.upstream
+            .send(request.form(&form), |answer| {
+                let answer: Map<String, Value> = answer.success()?.json()?;
+                Ok(self.rules.judge(answer))
+            })
+            .await
+    }
+}
