@@ -362,11 +362,21 @@ async fn opaque_tokens_introspected_at_the_real_provider() {
         .token("rs-client", OPAQUE_AUDIENCE, "orders:read")
         .await;
     assert!(!tollgate::is_jwt_shaped(&token), "the provider made a JWT");
-    let res = reqwest::Client::new().get(&url).bearer_auth(&token).send().await.unwrap();
+    let res = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "rs-client rs-client orders:read");
     // Not the scope the write route needs: 403.
-    let res = reqwest::Client::new().post(&url).bearer_auth(&token).send().await.unwrap();
+    let res = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
 
     // Revoked at the provider (RFC 7009): refused once the positive TTL has run out.
@@ -385,6 +395,8 @@ async fn opaque_tokens_introspected_at_the_real_provider() {
     // Wrong credentials for introspection: the provider refuses *us*; not the client's fault.
     let wrong = introspector("not-the-secret").build().await.unwrap();
     let url = serve(wrong).await;
-    let fresh = provider.token("rs-client", OPAQUE_AUDIENCE, "orders:read").await;
+    let fresh = provider
+        .token("rs-client", OPAQUE_AUDIENCE, "orders:read")
+        .await;
     assert_eq!(status(&url, &fresh).await, 503);
 }

@@ -40,7 +40,8 @@ pub struct AuthRejection {
 
 impl AuthRejection {
     fn new(error: AuthError, parts: &Parts) -> Self {
-        let response = Box::new(AuthSettings::of(&parts.extensions).render(&error, &parts.headers));
+        let response =
+            Box::new(AuthSettings::of(&parts.extensions).render_behind(&error, &parts.headers));
         AuthRejection { error, response }
     }
 

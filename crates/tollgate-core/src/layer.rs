@@ -12,7 +12,7 @@ use http::{HeaderValue, Method, Request, Response, header};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::settings::SettingsHandle;
+use crate::settings::{Refused, SettingsHandle};
 use crate::{
     AuthBody, AuthError, AuthSettings, Authenticator, CredentialSource, ErrorFormat, ScopePolicy,
 };
@@ -76,7 +76,7 @@ struct Shared<A> {
     source: CredentialSource,
     options: Options,
     settings: Arc<AuthSettings>,
-    /// Whether the settings differ from the defaults, so the code behind needs them.
+    /// Whether the code behind needs the settings in the request (see `AuthSettings`).
     insert_settings: bool,
 }
 
@@ -179,7 +179,7 @@ impl<A, S> Layer<S> for AuthLayer<A> {
                 authenticator: self.authenticator.clone(),
                 source: self.source.clone(),
                 options: self.options,
-                insert_settings: !self.settings.is_default(),
+                insert_settings: self.settings.needed_behind(),
                 settings: Arc::new(self.settings.clone()),
             }),
         }
@@ -267,6 +267,12 @@ where
                         .insert(SettingsHandle(shared.settings.clone()));
                 }
                 let mut res = inner.call(Request::from_parts(parts, body)).await?;
+                if let Some(refused) = res.extensions_mut().remove::<Refused>() {
+                    // A refusal from behind (a scope check, an extractor): in this layer's
+                    // format and challenges.
+                    let res = shared.settings.render(&refused.error, &refused.headers);
+                    return Ok(res.map(AuthBody::refusal));
+                }
                 if private && res.status().is_success() {
                     // RFC 6750 §2.3: answers to query-authenticated requests are private.
                     res.headers_mut()

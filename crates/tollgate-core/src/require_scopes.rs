@@ -125,7 +125,7 @@ where
                 state: State::Rejected {
                     response: Some(
                         AuthSettings::of(req.extensions())
-                            .render(&e, req.headers())
+                            .render_behind(&e, req.headers())
                             .map(AuthBody::refusal),
                     ),
                 },

@@ -12,11 +12,13 @@ use crate::{AuthError, Challenge, ErrorFormat, Rfc6750, ScopePolicy, retry_after
 
 /// The error format, scope policy and challenges in force for a request.
 ///
-/// An [`AuthLayer`](crate::AuthLayer) whose settings differ from the defaults puts them in the
-/// request extensions; code behind it (the scope layer, the axum extractors, your own) reads
-/// them with [`AuthSettings::of`], which falls back to the defaults ([`Rfc6750`],
-/// [`ScopePolicy::exact`], `Bearer realm="api"`). Nothing is inserted when the defaults are
-/// used.
+/// An [`AuthLayer`](crate::AuthLayer) renders every refusal of the code behind it (the scope
+/// layer, the axum extractors) in its own format and challenges: those render with the
+/// defaults, mark the response as a refusal, and the layer renders it again on the way out.
+/// So the layer puts its settings in the request extensions only when its scope policy, which
+/// the checks need before they refuse, is not the default; code behind it reads them with
+/// [`AuthSettings::of`], which falls back to the defaults ([`Rfc6750`],
+/// [`ScopePolicy::exact`], `Bearer realm="api"`).
 #[derive(Clone)]
 pub struct AuthSettings {
     format: Arc<dyn ErrorFormat>,
@@ -28,6 +30,14 @@ pub struct AuthSettings {
 
 #[derive(Clone)]
 pub(crate) struct SettingsHandle(pub(crate) Arc<AuthSettings>);
+
+/// On a refusal rendered behind a layer: the error and the request's headers, so that the
+/// layer renders it again in its own format and challenges.
+#[derive(Clone)]
+pub(crate) struct Refused {
+    pub(crate) error: AuthError,
+    pub(crate) headers: HeaderMap,
+}
 
 static DEFAULTS: LazyLock<AuthSettings> = LazyLock::new(AuthSettings::default);
 
@@ -110,6 +120,16 @@ impl AuthSettings {
         res
     }
 
+    /// [`render`](Self::render), marked as a refusal for the layer in front to render again.
+    pub(crate) fn render_behind(&self, error: &AuthError, headers: &HeaderMap) -> Response<Bytes> {
+        let mut res = self.render(error, headers);
+        res.extensions_mut().insert(Refused {
+            error: error.clone(),
+            headers: headers.clone(),
+        });
+        res
+    }
+
     /// The scope policy.
     pub fn scope_policy(&self) -> &ScopePolicy {
         &self.scope_policy
@@ -120,13 +140,10 @@ impl AuthSettings {
         &self.challenges
     }
 
-    /// Whether these are the defaults (then the layer inserts nothing per request).
-    pub(crate) fn is_default(&self) -> bool {
-        self.scope_policy == DEFAULTS.scope_policy
-            && self.challenges == DEFAULTS.challenges
-            && self.realm == DEFAULTS.realm
-            && self.resource_metadata.is_none()
-            && Arc::ptr_eq(&self.format, &DEFAULTS.format)
+    /// Whether the checks behind a layer need these settings in the request (a scope
+    /// policy that is not the default); everything else is applied on the way out.
+    pub(crate) fn needed_behind(&self) -> bool {
+        self.scope_policy != DEFAULTS.scope_policy
     }
 
     pub(crate) fn defaults_with_default_format() -> Self {

@@ -711,3 +711,25 @@ async fn any_response_body_works_a_tonic_style_boxed_body_included() {
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert!(body.starts_with(b"{\"error\":\"invalid_token\""));
 }
+
+#[tokio::test]
+async fn refusals_behind_the_layer_come_out_in_its_format_and_challenges() {
+    use http_body_util::BodyExt;
+    // Key principals hold no scope: the scope check behind refuses them.
+    let envelope = JsonEnvelope::new(|e: &AuthError| serde_json::json!({"problem": e.kind().code()}));
+    let svc = ServiceBuilder::new()
+        .layer(AuthLayer::new(Key).realm("orders").error_format(envelope))
+        .layer(RequireScopesLayer::all(["orders:read"]))
+        .service(recorder(Seen::default()));
+    let mut req = Request::new(());
+    req.headers_mut()
+        .insert(API_KEY, HeaderValue::from_static("key-1"));
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        res.headers()[WWW_AUTHENTICATE],
+        r#"ApiKey realm="orders", header="x-api-key", error="insufficient_scope", error_description="the credential does not grant the scope this request needs", scope="orders:read""#
+    );
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, r#"{"problem":"insufficient_scope"}"#);
+}

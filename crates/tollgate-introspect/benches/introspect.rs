@@ -70,12 +70,20 @@ fn introspection(c: &mut Criterion) {
     let bearer = format!("Bearer {token}");
 
     let introspect_hit = async || {
-        let res = cached.clone().oneshot(request("authorization", &bearer)).await.unwrap();
+        let res = cached
+            .clone()
+            .oneshot(request("authorization", &bearer))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         black_box(res);
     };
     let api_key_hit = async || {
-        let res = api_key.clone().oneshot(request("x-api-key", key)).await.unwrap();
+        let res = api_key
+            .clone()
+            .oneshot(request("x-api-key", key))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         black_box(res);
     };
@@ -86,14 +94,21 @@ fn introspection(c: &mut Criterion) {
             .post(&url)
             .basic_auth("bench", Some("bench-secret"))
             .header("accept", "application/json")
-            .form(&[("token", token.as_str()), ("token_type_hint", "access_token")])
+            .form(&[
+                ("token", token.as_str()),
+                ("token_type_hint", "access_token"),
+            ])
             .send()
             .await
             .unwrap();
         black_box(res.bytes().await.unwrap());
     };
     let miss = async || {
-        let res = uncached.clone().oneshot(request("authorization", &bearer)).await.unwrap();
+        let res = uncached
+            .clone()
+            .oneshot(request("authorization", &bearer))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         black_box(res);
     };
@@ -103,12 +118,18 @@ fn introspection(c: &mut Criterion) {
     });
 
     let mut group = c.benchmark_group("introspect");
-    group.bench_function("API-key cache hit (baseline)", |b| b.to_async(&rt).iter(api_key_hit));
-    group.bench_function("introspection cache hit", |b| b.to_async(&rt).iter(introspect_hit));
+    group.bench_function("API-key cache hit (baseline)", |b| {
+        b.to_async(&rt).iter(api_key_hit)
+    });
+    group.bench_function("introspection cache hit", |b| {
+        b.to_async(&rt).iter(introspect_hit)
+    });
     group.bench_function("bare reqwest POST of the form (baseline)", |b| {
         b.to_async(&rt).iter(bare_post)
     });
-    group.bench_function("introspection miss, cache off", |b| b.to_async(&rt).iter(miss));
+    group.bench_function("introspection miss, cache off", |b| {
+        b.to_async(&rt).iter(miss)
+    });
     group.finish();
 
     let rounds = rt.block_on(alternating(api_key_hit, introspect_hit, 5_000, 40));

@@ -86,7 +86,9 @@ impl Rules {
         let mut builder = Principal::builder(subject, CredentialKind::OpaqueToken)
             .issuer(self.issuer.clone())
             .scopes(self.scopes.scopes(&answer));
-        if let Some(at) = exp.and_then(|s| UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(s).ok()?)) {
+        if let Some(at) =
+            exp.and_then(|s| UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(s).ok()?))
+        {
             builder = builder.expires_at(at);
         }
         Ok(builder.data(Value::Object(answer)).build())

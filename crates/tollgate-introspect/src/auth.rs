@@ -29,7 +29,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum BuildError {
     /// Neither client credentials nor a bearer token were given (RFC 7662 §2.1 requires the
     /// resource server to authenticate).
-    #[error("the introspection endpoint needs credentials: client_credentials(..) or bearer_token(..)")]
+    #[error(
+        "the introspection endpoint needs credentials: client_credentials(..) or bearer_token(..)"
+    )]
     NoCredentials,
     /// No audience was configured, and the audience policy is not `Ignored`.
     #[error("no audience is configured; set one, or AudiencePolicy::Ignored to skip the check")]

@@ -37,7 +37,10 @@ async fn status(app: &ProtectedApp, token: &str) -> u16 {
 
 async fn description(res: reqwest::Response) -> String {
     let json: serde_json::Value = res.json().await.unwrap();
-    json["error_description"].as_str().unwrap_or_default().to_owned()
+    json["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -46,16 +49,27 @@ async fn introspect_an_opaque_token_into_a_principal_with_the_endpoint_discovere
     let auth = introspection(&idp).build().await.unwrap();
     assert_eq!(auth.endpoint(), idp.introspection_url());
     let app = serve(auth.clone()).await;
-    let token = idp.opaque_token().claim("scope", "orders:read orders:write").issue();
+    let token = idp
+        .opaque_token()
+        .claim("scope", "orders:read orders:write")
+        .issue();
     let res = app.bearer(&token).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "user-1 orders:read orders:write");
     // Without `sub`, the client is the subject.
-    let machine = idp.opaque_token().without("sub").claim("client_id", "billing").issue();
+    let machine = idp
+        .opaque_token()
+        .without("sub")
+        .claim("client_id", "billing")
+        .issue();
     assert_eq!(app.bearer(&machine).await.text().await.unwrap(), "billing ");
     assert_eq!(idp.introspection_requests(), 2);
     assert_eq!(status(&app, &token).await, 200);
-    assert_eq!(idp.introspection_requests(), 2, "a cached verdict makes no call");
+    assert_eq!(
+        idp.introspection_requests(),
+        2,
+        "a cached verdict makes no call"
+    );
 }
 
 #[tokio::test]
@@ -72,22 +86,49 @@ async fn introspect_refuses_what_the_answer_does_not_allow() {
     let good = || idp.opaque_token().claim("tenant", "acme");
     assert_eq!(status(&app, &good().issue()).await, 200);
     let cases = [
-        (good().claim("active", false).issue(), "the token is not active"),
-        (good().claim("active", "true").issue(), "the token is not active"),
+        (
+            good().claim("active", false).issue(),
+            "the token is not active",
+        ),
+        (
+            good().claim("active", "true").issue(),
+            "the token is not active",
+        ),
         (good().without("active").issue(), "the token is not active"),
         ("ot_never_issued".to_owned(), "the token is not active"),
         (good().expires_in(-5).issue(), "the token has expired"),
-        (good().claim("exp", "soon").issue(), "the token's exp is not a number"),
-        (good().claim("iss", "https://evil.example").issue(), "the token issuer is not trusted"),
-        (good().claim("aud", "other-api").issue(), "the token is not meant for this audience"),
-        (good().claim("aud", json!(["a", "b"])).issue(), "the token is not meant for this audience"),
-        (good().claim("tenant", "globex").issue(), "the token's claims do not meet this service's requirements"),
+        (
+            good().claim("exp", "soon").issue(),
+            "the token's exp is not a number",
+        ),
+        (
+            good().claim("iss", "https://evil.example").issue(),
+            "the token issuer is not trusted",
+        ),
+        (
+            good().claim("aud", "other-api").issue(),
+            "the token is not meant for this audience",
+        ),
+        (
+            good().claim("aud", json!(["a", "b"])).issue(),
+            "the token is not meant for this audience",
+        ),
+        (
+            good().claim("tenant", "globex").issue(),
+            "the token's claims do not meet this service's requirements",
+        ),
     ];
     for (token, expected) in &cases {
         let res = app.bearer(token).await;
         assert_eq!(res.status(), 401, "{expected}");
-        let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
-        assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
         assert_eq!(description(res).await, *expected);
     }
     // A revoked token, once its verdict is no longer cached.
@@ -101,7 +142,10 @@ async fn introspect_refuses_what_the_answer_does_not_allow() {
 async fn introspect_audience_policies() {
     let idp = idp().await;
     let without_aud = idp.opaque_token().without("aud").issue();
-    let with_other = idp.opaque_token().claim("aud", json!(["other", DEFAULT_AUDIENCE])).issue();
+    let with_other = idp
+        .opaque_token()
+        .claim("aud", json!(["other", DEFAULT_AUDIENCE]))
+        .issue();
     let when_present = serve(introspection(&idp).build().await.unwrap()).await;
     assert_eq!(status(&when_present, &without_aud).await, 200);
     assert_eq!(status(&when_present, &with_other).await, 200);
@@ -132,7 +176,11 @@ async fn introspect_audience_policies() {
         .await
         .unwrap_err();
     assert!(matches!(err, BuildError::NoAudience), "{err}");
-    let err = Introspection::builder(idp.issuer()).audience("x").build().await.unwrap_err();
+    let err = Introspection::builder(idp.issuer())
+        .audience("x")
+        .build()
+        .await
+        .unwrap_err();
     assert!(matches!(err, BuildError::NoCredentials), "{err}");
 }
 
@@ -166,7 +214,11 @@ async fn introspect_endpoint_trouble_is_503_never_401_or_200() {
         assert!(!body.contains(&token), "{fault:?}: the token in the answer");
         assert_eq!(app.hits(), 0, "{fault:?}");
     }
-    assert_eq!(attacker.introspection_requests(), 0, "the token was sent to the redirect");
+    assert_eq!(
+        attacker.introspection_requests(),
+        0,
+        "the token was sent to the redirect"
+    );
     idp.heal();
 
     // Our own credentials refused: the server's 401 is not the client's fault.
@@ -190,7 +242,16 @@ async fn idp_with_everything_active() -> MockIdp {
 async fn introspect_once_for_a_hundred_concurrent_misses() {
     let idp = idp().await;
     idp.fail_with(IdpFault::Delay(Duration::from_millis(200)));
-    let app = Arc::new(serve(introspection(&idp).endpoint(idp.introspection_url()).build().await.unwrap()).await);
+    let app = Arc::new(
+        serve(
+            introspection(&idp)
+                .endpoint(idp.introspection_url())
+                .build()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
     let token = idp.opaque_token().issue();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..100 {
@@ -244,7 +305,11 @@ async fn introspect_cache_lifetimes_and_invalidation() {
     let before = calls();
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(status(&app, &short).await, 401);
-    assert_eq!(calls(), before + 1, "the expired verdict was dropped, and asked again");
+    assert_eq!(
+        calls(),
+        before + 1,
+        "the expired verdict was dropped, and asked again"
+    );
 }
 
 #[tokio::test]
@@ -270,7 +335,11 @@ async fn introspect_outage_serves_stale_and_answers_at_once() {
         assert_eq!(status(&app, &known).await, 200, "served stale");
         assert_eq!(status(&app, &unknown).await, 503);
     }
-    assert_eq!(idp.introspection_requests(), before + 1, "one timeout, then none");
+    assert_eq!(
+        idp.introspection_requests(),
+        before + 1,
+        "one timeout, then none"
+    );
 }
 
 #[tokio::test]
@@ -288,16 +357,34 @@ async fn introspect_and_jwts_from_one_issuer_on_one_route() {
     ] {
         let before = (idp.introspection_requests(), idp.jwks_requests());
         let jwt = idp.token().claim("scope", "orders:read").sign();
-        assert_eq!(app.bearer(&jwt).await.text().await.unwrap(), "user-1 orders:read");
-        assert_eq!(idp.introspection_requests(), before.0, "a JWT was introspected");
+        assert_eq!(
+            app.bearer(&jwt).await.text().await.unwrap(),
+            "user-1 orders:read"
+        );
+        assert_eq!(
+            idp.introspection_requests(),
+            before.0,
+            "a JWT was introspected"
+        );
         let token = idp.opaque_token().claim("scope", "orders:write").issue();
-        assert_eq!(app.bearer(&token).await.text().await.unwrap(), "user-1 orders:write");
+        assert_eq!(
+            app.bearer(&token).await.text().await.unwrap(),
+            "user-1 orders:write"
+        );
         assert_eq!(idp.introspection_requests(), before.0 + 1);
-        assert_eq!(idp.jwks_requests(), before.1, "no JWT work for an opaque token");
+        assert_eq!(
+            idp.jwks_requests(),
+            before.1,
+            "no JWT work for an opaque token"
+        );
     }
     // Asked to, introspection takes JWT-shaped tokens too.
     let app = serve(introspection(&idp).introspect_jwts().build().await.unwrap()).await;
-    assert_eq!(status(&app, &idp.token().sign()).await, 401, "not a token the endpoint knows");
+    assert_eq!(
+        status(&app, &idp.token().sign()).await,
+        401,
+        "not a token the endpoint knows"
+    );
 }
 
 #[tokio::test]
@@ -364,12 +451,18 @@ async fn introspect_answers_shaped_like_hydra_keycloak_and_okta() {
             .unwrap(),
     )
     .await;
-    assert_eq!(app.bearer(&hydra).await.text().await.unwrap(), "user-1 offline orders:read");
+    assert_eq!(
+        app.bearer(&hydra).await.text().await.unwrap(),
+        "user-1 offline orders:read"
+    );
     assert_eq!(
         app.bearer(&keycloak).await.text().await.unwrap(),
         "user-1 email orders-admin profile"
     );
-    assert_eq!(app.bearer(&okta).await.text().await.unwrap(), "user-1 orders:read");
+    assert_eq!(
+        app.bearer(&okta).await.text().await.unwrap(),
+        "user-1 orders:read"
+    );
     assert!(iss.starts_with("http://127.0.0.1"));
 }
 

@@ -707,7 +707,10 @@ async fn introspection_endpoint(
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| lock(&shared.introspection_bearers).iter().any(|b| b == t));
     if !bearer && client_of(&shared, &headers, &form).is_none() {
-        return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "invalid_client" })))
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": "invalid_client" })),
+        )
             .into_response();
     }
     let token = form.get("token").cloned().unwrap_or_default();

@@ -22,6 +22,6 @@ pub use breaker::{Breaker, BreakerPolicy, Permit};
 pub use discovery::{DiscoveryError, ServerMetadata};
 pub use fetch::{DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, Fetched, Upstream, UpstreamError, parse_json};
 pub use verdicts::{
-    CachePolicy, DEFAULT_RETRY_AFTER, Outcomes, RemoteVerifier, SharedStore, Stats,
-    UpstreamErrors, VerdictCache, VerdictCacheBuilder, VerdictStore,
+    CachePolicy, DEFAULT_RETRY_AFTER, Outcomes, RemoteVerifier, SharedStore, Stats, UpstreamErrors,
+    VerdictCache, VerdictCacheBuilder, VerdictStore,
 };
