@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Deserialize;
 use tollgate_upstream::{BreakerPolicy, Fetched, ServerMetadata, Upstream, UpstreamError};
@@ -45,7 +46,8 @@ impl TokenError {
 /// How the client proves itself to the token endpoint (RFC 6749 §2.3, RFC 7523 §2.2).
 #[derive(Clone)]
 pub(crate) enum ClientAuth {
-    SecretBasic(String),
+    /// The `Authorization: Basic` value, made once (sensitive).
+    SecretBasic(http::HeaderValue),
     SecretPost(String),
     PrivateKeyJwt {
         key: EncodingKey,
@@ -124,21 +126,39 @@ impl ClientCredentials {
     /// A client with id `client_id`; set how it authenticates and where its token endpoint
     /// is before use (defaults: `client_secret_basic` with an empty secret is not useful).
     pub fn new(client_id: impl Into<String>) -> Self {
-        ClientCredentials {
+        let client = ClientCredentials {
             client_id: client_id.into(),
-            auth: ClientAuth::SecretBasic(String::new()),
+            auth: ClientAuth::SecretPost(String::new()),
             endpoint: Endpoint::Url(String::new()),
             resolved: Default::default(),
             upstream: Upstream::new("token endpoint").timeout(Duration::from_secs(5)),
             retries: 2,
             backoff: Duration::from_millis(200),
             audience_param: "audience",
-        }
+        };
+        client.secret_basic(String::new())
     }
 
     /// Authenticates with the secret in HTTP Basic (`client_secret_basic`, the default method).
     pub fn secret_basic(mut self, secret: impl Into<String>) -> Self {
-        self.auth = ClientAuth::SecretBasic(secret.into());
+        // RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encoding.
+        let pair = format!(
+            "{}:{}",
+            form_encode(&self.client_id),
+            form_encode(&secret.into())
+        );
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        );
+        self.auth = match http::HeaderValue::try_from(basic) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                ClientAuth::SecretBasic(value)
+            }
+            // Form-encoding and base64 leave only visible ASCII: unreachable in practice.
+            Err(_) => ClientAuth::SecretPost(String::new()),
+        };
         self
     }
 
@@ -299,8 +319,8 @@ impl ClientCredentials {
         endpoint: &str,
     ) -> Result<reqwest::RequestBuilder, TokenError> {
         Ok(match &self.auth {
-            ClientAuth::SecretBasic(secret) => {
-                request.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)))
+            ClientAuth::SecretBasic(basic) => {
+                request.header(http::header::AUTHORIZATION, basic.clone())
             }
             ClientAuth::SecretPost(secret) => {
                 form.push(("client_id", self.client_id.clone()));
@@ -406,15 +426,20 @@ fn reason(e: &UpstreamError) -> String {
 
 /// RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encoding.
 fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                (b as char).to_string()
+                out.push(char::from(b))
             }
-            b' ' => "+".into(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+            b' ' => out.push('+'),
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
 }
 
 /// A unique `jti`: the time, a process counter and std's randomly keyed hasher.

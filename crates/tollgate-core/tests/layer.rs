@@ -716,7 +716,8 @@ async fn any_response_body_works_a_tonic_style_boxed_body_included() {
 async fn refusals_behind_the_layer_come_out_in_its_format_and_challenges() {
     use http_body_util::BodyExt;
     // Key principals hold no scope: the scope check behind refuses them.
-    let envelope = JsonEnvelope::new(|e: &AuthError| serde_json::json!({"problem": e.kind().code()}));
+    let envelope =
+        JsonEnvelope::new(|e: &AuthError| serde_json::json!({"problem": e.kind().code()}));
     let svc = ServiceBuilder::new()
         .layer(AuthLayer::new(Key).realm("orders").error_format(envelope))
         .layer(RequireScopesLayer::all(["orders:read"]))

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use tollgate_client::ClientCredentials;
 use tollgate_core::{AuthError, Principal};
 use tollgate_upstream::{RemoteVerifier, Upstream, UpstreamError};
+use tracing::Instrument;
 
 use crate::answer::Rules;
 
@@ -42,8 +43,6 @@ impl RemoteVerifier for Endpoint {
                 .map_err(|e| UpstreamError::Other(e.to_string()))?,
             EndpointAuth::Bearer(value) => request.header(AUTHORIZATION, value.clone()),
         };
-        let span = tracing::debug_span!("token_introspection");
-        let _entered = span.enter();
         // Any status but 200 (the server refusing *our* credentials included), a redirect, a
         // body that is not a JSON object or is too large: the server's trouble, never the
         // client's (503).
@@ -52,6 +51,7 @@ impl RemoteVerifier for Endpoint {
                 let answer: Map<String, Value> = answer.success()?.json()?;
                 Ok(self.rules.judge(answer))
             })
+            .instrument(tracing::debug_span!("token_introspection"))
             .await
     }
 }

@@ -6,14 +6,14 @@
 //!   to the JWT authenticator, and asks the issuer's introspection endpoint (configured, or
 //!   discovered with the exact-issuer check) with `token` and `token_type_hint=access_token`,
 //!   authenticated as the resource server by tollgate-client's
-//!   [`ClientCredentials`](tollgate_client::ClientCredentials) (`client_secret_basic`,
+//!   [`ClientCredentials`] (`client_secret_basic`,
 //!   `client_secret_post`, `private_key_jwt`) or a bearer token.
 //! - The answer ([`AudiencePolicy`] and the rules on [`IntrospectionBuilder`]): `active` must
 //!   be `true`, `exp` in the future, `iss` the issuer when present, `aud` a configured
 //!   audience as the policy says; then the same [`ClaimRule`](tollgate_jwt::ClaimRule)s and
 //!   [`ScopeMapping`](tollgate_jwt::ScopeMapping) as for JWTs. The principal's subject is
 //!   `sub` (else `client_id`), its data the whole answer (`Claims<T>` reads it).
-//! - Cached on tollgate's verdict engine ([`CachePolicy`](tollgate_upstream::CachePolicy)):
+//! - Cached on tollgate's verdict engine ([`CachePolicy`]):
 //!   by the token's SHA-256, valid verdicts for at most `min(ttl, exp − now)`, refusals briefly
 //!   and bounded in number, one request per token however many requests miss at once,
 //!   stale-on-error and the circuit breaker as for API keys.

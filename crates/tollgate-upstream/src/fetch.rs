@@ -295,18 +295,24 @@ impl Upstream {
             .build()
             .map_err(|_| UpstreamError::Other("the request could not be built".into()))?;
         let asked = request.url().clone();
-        let again = request.try_clone();
+        // A copy to send again exists only where a retry may happen.
+        let again = if self.own_client {
+            request.try_clone()
+        } else {
+            None
+        };
         let response = match self.client.execute(request).await {
             // Retried only when the connection to the URL asked could not be made: then no
             // server saw the request. With a client of the user's, which may have followed a
             // redirect to where the connection failed, that cannot be known: no retry.
-            Err(e) if e.is_connect() && self.own_client => match again {
+            Err(e) if e.is_connect() => match again {
                 Some(again) => self.client.execute(again).await,
                 None => Err(e),
             },
             other => other,
         }
         .map_err(|e| UpstreamError::from_reqwest(&e))?;
+        let mut response = response;
         if response.status().is_redirection() || response.url() != &asked {
             // Our client never follows one; a client passed in may have.
             if !self.own_client && response.url() != &asked {
@@ -315,7 +321,7 @@ impl Upstream {
             return Err(UpstreamError::Redirected);
         }
         let status = response.status();
-        let headers = response.headers().clone();
+        let headers = std::mem::take(response.headers_mut());
         let body = read_capped(response, self.max_body).await?;
         Ok(Fetched {
             status,

@@ -562,10 +562,10 @@ impl<V: RemoteVerifier> VerdictCache<V> {
     /// The verdict on `credential`: from the cache, the store, or one upstream call shared
     /// by every request that misses at once.
     pub async fn verdict(&self, credential: &str) -> Result<Principal, AuthError> {
-        let digest = CredentialDigest::of(credential);
         let Some(local) = &self.inner.local else {
-            return Box::pin(self.uncached(credential, digest)).await;
+            return self.verdict_uncached(credential).await;
         };
+        let digest = CredentialDigest::of(credential);
         if let Some(principal) = local.valid.get(&digest).await {
             bump(&self.inner.counters.hits);
             if local
@@ -586,7 +586,7 @@ impl<V: RemoteVerifier> VerdictCache<V> {
     /// The verdict on `credential` from the upstream, never from a cache (the answer is
     /// still stored): for routes that must charge credits on every call.
     pub async fn verdict_uncached(&self, credential: &str) -> Result<Principal, AuthError> {
-        Box::pin(self.uncached(credential, CredentialDigest::of(credential))).await
+        Box::pin(self.uncached(credential)).await
     }
 
     /// Counts a credential refused before any call (for [`Stats::rejected_locally`]).
@@ -682,7 +682,7 @@ impl<V: RemoteVerifier> VerdictCache<V> {
                     }
                 };
             }
-            match self.call(credential, &digest).await {
+            match self.call(credential, Some(&digest)).await {
                 Ok(Ok(principal)) => Ok(principal),
                 Ok(Err(refusal)) => {
                     local
@@ -704,14 +704,13 @@ impl<V: RemoteVerifier> VerdictCache<V> {
     }
 
     /// Asks without looking in the cache (no cache, or a bypass); the answer is still stored.
-    async fn uncached(
-        &self,
-        credential: &str,
-        digest: CredentialDigest,
-    ) -> Result<Principal, AuthError> {
-        match self.call(credential, &digest).await {
+    async fn uncached(&self, credential: &str) -> Result<Principal, AuthError> {
+        // Without a cache or a store, nothing needs the digest.
+        let digest = (self.inner.local.is_some() || self.inner.store.is_some())
+            .then(|| CredentialDigest::of(credential));
+        match self.call(credential, digest.as_ref()).await {
             Ok(verdict) => {
-                if let Some(local) = &self.inner.local {
+                if let (Some(local), Some(digest)) = (&self.inner.local, digest) {
                     self.store_locally(local, digest, &verdict).await;
                 }
                 verdict
@@ -779,7 +778,7 @@ impl<V: RemoteVerifier> VerdictCache<V> {
     async fn call(
         &self,
         credential: &str,
-        digest: &CredentialDigest,
+        digest: Option<&CredentialDigest>,
     ) -> Result<Result<Principal, AuthError>, UpstreamError> {
         let counters = &self.inner.counters;
         let verdict = match self.inner.verifier.verify(credential).await {
@@ -795,6 +794,9 @@ impl<V: RemoteVerifier> VerdictCache<V> {
         };
         bump(&counters.upstream_calls);
         counters.outcome(&verdict);
+        let Some(digest) = digest else {
+            return Ok(verdict);
+        };
         if let Some(local) = &self.inner.local {
             if let Some(fresh) = &local.fresh {
                 fresh.insert(*digest, ()).await;
@@ -858,7 +860,7 @@ impl<V: RemoteVerifier> VerdictCache<V> {
             let Some(local) = &engine.inner.local else {
                 return;
             };
-            if let Ok(verdict) = engine.call(&credential, &digest).await {
+            if let Ok(verdict) = engine.call(&credential, Some(&digest)).await {
                 engine.store_locally(local, digest, &verdict).await;
             }
             if let Ok(mut set) = local.revalidating.lock() {
