@@ -5,8 +5,6 @@
 use std::borrow::Cow;
 use std::ops::Deref;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
@@ -120,12 +118,13 @@ impl std::fmt::Debug for Credential<'_> {
     }
 }
 
-/// Whether `token` has the shape of a compact JWS: three dot-separated parts, the first two
-/// not empty, the first decoding (base64url) to the start of a JSON object. Nothing is
-/// verified and only the first bytes of the header are decoded (the JWT authenticator then
-/// parses the whole token strictly); this is what lets an API-key or introspection
-/// authenticator leave JWTs to the JWT authenticator, and the JWT authenticator leave opaque
-/// tokens to the others, at the cost of a few dozen instructions.
+/// Whether `token` has the shape of a JWS or JWE in compact form: dot-separated parts (three
+/// for a JWS), the first not empty and the base64url encoding of something that starts with
+/// `{` (a JSON object, as every JOSE header is), the second not empty. Nothing is decoded or
+/// verified (the JWT authenticator then parses the token strictly); this is what lets an
+/// API-key or introspection authenticator leave JWTs to the JWT authenticator, and the JWT
+/// authenticator leave opaque tokens to the others, for a few dozen instructions: only the
+/// header and the signature are scanned, for their dots.
 ///
 /// ```
 /// use tollgate_core::is_jwt_shaped;
@@ -136,21 +135,18 @@ impl std::fmt::Debug for Credential<'_> {
 /// assert!(!is_jwt_shaped("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0")); // two parts
 /// ```
 pub fn is_jwt_shaped(token: &str) -> bool {
-    let mut parts = token.splitn(4, '.');
-    let (Some(header), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    if header.len() < 4 || payload.is_empty() {
+    let bytes = token.as_bytes();
+    // The first base64url character carries the top six bits of `{` (0x7B): `e`; the second
+    // the last two (`11`) and four more: one of `w`–`z`, `0`–`9`, `-`, `_`.
+    let starts_with_brace = bytes.first() == Some(&b'e')
+        && matches!(bytes.get(1), Some(b'w'..=b'z' | b'0'..=b'9' | b'-' | b'_'));
+    if !starts_with_brace {
         return false;
     }
-    // The first four characters are the first three bytes: a JOSE header starts with `{`,
-    // perhaps after a little whitespace.
-    let Ok(start) = URL_SAFE_NO_PAD.decode(&header.as_bytes()[..4]) else {
-        return false;
-    };
-    start.trim_ascii_start().first() == Some(&b'{')
+    match (token.find('.'), token.rfind('.')) {
+        (Some(first), Some(last)) => last > first + 1,
+        _ => false,
+    }
 }
 
 impl CredentialSource {
@@ -646,8 +642,12 @@ mod tests {
     fn jwt_shape() {
         assert!(is_jwt_shaped("eyJhbGciOiJub25lIn0.e30."));
         assert!(!is_jwt_shaped("eyJhbGciOiJub25lIn0..sig"));
-        assert!(!is_jwt_shaped("eyJhbGciOiJub25lIn0.e30.a.b"));
+        // A JWE's five parts are a JOSE shape too: for the JWT authenticator to refuse.
+        assert!(is_jwt_shaped("eyJhbGciOiJub25lIn0.e30.a.b.c"));
         assert!(!is_jwt_shaped("W10K.e30.sig")); // `[]` is not an object
-        assert!(is_jwt_shaped("ICB7.e30.sig")); // `  {`
+        // Every header that starts with `{`, whatever follows: `{"`, `{ `, `{\n`, `{}`.
+        for header in ["eyJ", "eyA", "ewo", "e30"] {
+            assert!(is_jwt_shaped(&format!("{header}.e30.sig")), "{header}");
+        }
     }
 }

@@ -268,16 +268,24 @@ fn unknown_key() -> AuthError {
 }
 
 impl Inner {
+    /// A token seen before, verified under the keys still in force.
+    async fn cached(&self, token: &str) -> Option<Principal> {
+        self.cache
+            .as_ref()?
+            .get(token, |iss| {
+                self.issuers.get(iss).map(TrustedIssuer::generation)
+            })
+            .await
+    }
+
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        if let Some(cache) = &self.cache
-            && let Some(principal) = cache
-                .get(token, |iss| {
-                    self.issuers.get(iss).map(TrustedIssuer::generation)
-                })
-                .await
-        {
+        if let Some(principal) = self.cached(token).await {
             return Ok(principal);
         }
+        self.verify_uncached(token).await
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Principal, AuthError> {
         let parsed = Parsed::parse(token)?;
         let alg = parsed.header.algorithm()?;
         let issuer = self
@@ -299,12 +307,18 @@ impl Inner {
 
 impl Authenticator for JwtAuth {
     async fn authenticate(&self, parts: &Parts) -> Result<Option<Principal>, AuthError> {
-        match self.inner.source.find(parts)? {
-            // Not a JWT: another authenticator's (an opaque token for introspection).
-            Some(token) if !is_jwt_shaped(&token) => Ok(None),
-            Some(token) => self.inner.verify(&token).await.map(Some),
-            None => Ok(None),
+        let Some(token) = self.inner.source.find(parts)? else {
+            return Ok(None);
+        };
+        // A token in the verified-token cache is a JWT; any other is looked at for its shape
+        // first: not a JWT, it is another authenticator's (an opaque token for introspection).
+        if let Some(principal) = self.inner.cached(&token).await {
+            return Ok(Some(principal));
         }
+        if !is_jwt_shaped(&token) {
+            return Ok(None);
+        }
+        self.inner.verify_uncached(&token).await.map(Some)
     }
 
     fn credential_source(&self) -> CredentialSource {
