@@ -39,6 +39,10 @@ enum Credential {
 /// [`TokenError`](crate::TokenError)); a `401` answer with `error="invalid_token"` makes it
 /// fetch a new token and send the request once more, when the request can be replayed.
 ///
+/// Over a tonic `Channel` (feature `tonic`), every gRPC call gets the token; a gRPC refusal
+/// comes back as an HTTP 200 with `grpc-status`, and a call is never replayed, so there is no
+/// refresh-and-retry there.
+///
 /// ```no_run
 /// use tower::{ServiceBuilder, ServiceExt};
 /// use tollgate_client::{ClientAuthLayer, ClientCredentials, TokenSource};
@@ -180,6 +184,14 @@ replay_by_clone!(
     http_body_util::Full<Bytes>,
     http_body_util::Empty<Bytes>
 );
+
+/// tonic's request body is a stream: a gRPC call is sent once, never replayed.
+#[cfg(feature = "tonic")]
+impl ReplayBody for tonic::body::Body {
+    fn replay(&self) -> Option<Self> {
+        None
+    }
+}
 
 impl<B: ReplayBody> OutgoingRequest for http::Request<B> {
     fn headers_mut(&mut self) -> &mut HeaderMap {

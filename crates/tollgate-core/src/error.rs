@@ -43,6 +43,21 @@ impl ErrorKind {
         }
     }
 
+    /// The gRPC status code for this kind (gRPC's own status, carried in `grpc-status` of an
+    /// HTTP 200): 16 `UNAUTHENTICATED` for a missing, malformed or bad credential, 7
+    /// `PERMISSION_DENIED` for a missing scope, 8 `RESOURCE_EXHAUSTED` for a rate limit,
+    /// 14 `UNAVAILABLE` for an outage. Decided here, beside the HTTP status.
+    pub fn grpc_code(self) -> u16 {
+        match self {
+            ErrorKind::MissingCredential | ErrorKind::InvalidRequest | ErrorKind::InvalidToken => {
+                16
+            }
+            ErrorKind::InsufficientScope => 7,
+            ErrorKind::RateLimited => 8,
+            ErrorKind::Unavailable => 14,
+        }
+    }
+
     /// The RFC 6750 error code for the `WWW-Authenticate` challenge, if this kind has one.
     /// A missing credential has none (RFC 6750 §3), and neither have rate limits and outages,
     /// which are not challenges.

@@ -32,6 +32,14 @@ use crate::AuthError;
 pub trait ErrorFormat: Send + Sync + 'static {
     /// The response for `error`: its body, and any header the format sets itself.
     fn render(&self, error: &AuthError) -> Response<Bytes>;
+
+    /// The HTTP status of the refusal: [`AuthError::status`] (the default, and the one to
+    /// keep), unless the format speaks a protocol over HTTP that carries its status
+    /// elsewhere, as gRPC does ([`GrpcStatus`]: 200, with `grpc-status` from
+    /// [`ErrorKind::grpc_code`](crate::ErrorKind::grpc_code)).
+    fn http_status(&self, error: &AuthError) -> http::StatusCode {
+        error.status()
+    }
 }
 
 impl<F> ErrorFormat for F
@@ -120,6 +128,62 @@ impl<F> std::fmt::Debug for JsonEnvelope<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JsonEnvelope").finish_non_exhaustive()
     }
+}
+
+/// Refusals as gRPC statuses (for tonic services): a trailers-only response, HTTP 200,
+/// `content-type: application/grpc`, `grpc-status` from
+/// [`ErrorKind::grpc_code`](crate::ErrorKind::grpc_code) (16 `UNAUTHENTICATED`, 7
+/// `PERMISSION_DENIED`, 8 `RESOURCE_EXHAUSTED`, 14 `UNAVAILABLE`), and `grpc-message` the
+/// error's description (and the needed scopes), percent-encoded as gRPC asks. The layer keeps
+/// the RFC 6750 challenge in `www-authenticate` and `retry-after` as metadata.
+///
+/// ```
+/// use tollgate_core::{AuthError, ErrorFormat, GrpcStatus, Scopes};
+///
+/// let res = GrpcStatus.render(&AuthError::insufficient_scope(Scopes::from(["orders:write"])));
+/// assert_eq!(res.headers()["grpc-status"], "7");
+/// assert_eq!(
+///     res.headers()["grpc-message"],
+///     "the credential does not grant the scope this request needs (needs: orders:write)"
+/// );
+/// assert_eq!(GrpcStatus.http_status(&AuthError::missing_credential()), 200);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcStatus;
+
+impl ErrorFormat for GrpcStatus {
+    fn render(&self, error: &AuthError) -> Response<Bytes> {
+        let mut message = error.description().to_owned();
+        if let Some(scope) = error.scope() {
+            message.push_str(&format!(" (needs: {scope})"));
+        }
+        let mut res = Response::new(Bytes::new());
+        let headers = res.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-status", HeaderValue::from(error.kind().grpc_code()));
+        if let Ok(value) = HeaderValue::from_str(&grpc_percent_encode(&message)) {
+            headers.insert("grpc-message", value);
+        }
+        res
+    }
+
+    fn http_status(&self, _: &AuthError) -> http::StatusCode {
+        http::StatusCode::OK
+    }
+}
+
+/// gRPC's percent-encoding of `grpc-message`: visible ASCII but `%` as is, the rest `%XX`.
+fn grpc_percent_encode(message: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(message.len());
+    for b in message.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// `Retry-After` in whole seconds, rounded up, at least 1.

@@ -98,7 +98,7 @@ pub use digest::CredentialDigest;
 pub use error::{AuthError, ErrorKind};
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims, RequireAnyScope, RequireScopes};
-pub use format::{ErrorFormat, JsonEnvelope, Rfc6750, retry_after_value};
+pub use format::{ErrorFormat, GrpcStatus, JsonEnvelope, Rfc6750, retry_after_value};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
 pub use require_scopes::{RequireScopesLayer, RequireScopesService};

@@ -1,9 +1,11 @@
 //! [`RequireScopesLayer`]: a tower-level scope check for any service (axum routes, tonic,
 //! plain hyper), behind an [`AuthLayer`](crate::AuthLayer).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -43,25 +45,105 @@ use crate::{AuthBody, AuthError, AuthSettings, Principal, ScopeMatch, Scopes};
 /// ```
 #[derive(Debug, Clone)]
 pub struct RequireScopesLayer {
-    needed: Scopes,
-    mode: ScopeMatch,
+    rules: Rules,
 }
+
+/// What a request needs: the same for every request, or by its path.
+#[derive(Debug, Clone)]
+enum Rules {
+    Every(Need),
+    ByPath {
+        paths: Arc<HashMap<Box<str>, Need>>,
+        otherwise: Option<Need>,
+    },
+}
+
+/// Scopes, and whether all or any of them.
+#[derive(Debug, Clone)]
+struct Need(Scopes, ScopeMatch);
 
 impl RequireScopesLayer {
     /// Every scope of `scopes` is required: a [`scopes!`](crate::scopes) type, or any
     /// [`Scopes`] (`["a", "b"]` converts).
     pub fn all(scopes: impl Into<Scopes>) -> Self {
         RequireScopesLayer {
-            needed: scopes.into(),
-            mode: ScopeMatch::All,
+            rules: Rules::Every(Need(scopes.into(), ScopeMatch::All)),
         }
     }
 
     /// Any one scope of `scopes` is enough.
     pub fn any(scopes: impl Into<Scopes>) -> Self {
         RequireScopesLayer {
-            needed: scopes.into(),
-            mode: ScopeMatch::Any,
+            rules: Rules::Every(Need(scopes.into(), ScopeMatch::Any)),
+        }
+    }
+
+    /// Scopes by request path, for services whose methods are paths, such as gRPC's
+    /// `/package.Service/Method`: add each with [`path`](Self::path) or
+    /// [`path_any`](Self::path_any). A path with no rule is refused (403), unless
+    /// [`otherwise`](Self::otherwise) says what it needs: a method added later is never open
+    /// by mistake.
+    ///
+    /// ```
+    /// use tollgate_core::{RequireScopesLayer, Scopes, scopes};
+    ///
+    /// scopes! { OrdersRead = "orders:read"; OrdersWrite = "orders:write"; }
+    ///
+    /// let layer = RequireScopesLayer::by_path()
+    ///     .path("/orders.v1.Orders/List", OrdersRead)
+    ///     .path("/orders.v1.Orders/Create", OrdersWrite)
+    ///     .otherwise(Scopes::empty()); // any other method: authenticated is enough
+    /// # let _ = layer;
+    /// ```
+    pub fn by_path() -> Self {
+        RequireScopesLayer {
+            rules: Rules::ByPath {
+                paths: Arc::default(),
+                otherwise: None,
+            },
+        }
+    }
+
+    fn with_path(mut self, path: &str, need: Need) -> Self {
+        if let Rules::Every(_) = self.rules {
+            self = Self::by_path();
+        }
+        if let Rules::ByPath { paths, .. } = &mut self.rules {
+            Arc::make_mut(paths).insert(path.into(), need);
+        }
+        self
+    }
+
+    /// Requests to `path` need every scope of `scopes` (turns a layer made by
+    /// [`all`](Self::all)/[`any`](Self::any) into one by path).
+    pub fn path(self, path: &str, scopes: impl Into<Scopes>) -> Self {
+        self.with_path(path, Need(scopes.into(), ScopeMatch::All))
+    }
+
+    /// Requests to `path` need one scope of `scopes`.
+    pub fn path_any(self, path: &str, scopes: impl Into<Scopes>) -> Self {
+        self.with_path(path, Need(scopes.into(), ScopeMatch::Any))
+    }
+
+    /// What requests to a path with no rule need (default: they are refused); `Scopes::empty()`
+    /// lets any authenticated request through.
+    pub fn otherwise(mut self, scopes: impl Into<Scopes>) -> Self {
+        if let Rules::Every(_) = self.rules {
+            self = Self::by_path();
+        }
+        if let Rules::ByPath { otherwise, .. } = &mut self.rules {
+            *otherwise = Some(Need(scopes.into(), ScopeMatch::All));
+        }
+        self
+    }
+}
+
+impl Rules {
+    /// What a request to `path` needs, or `None` when no rule covers it.
+    fn for_path(&self, path: &str) -> Option<&Need> {
+        match self {
+            Rules::Every(need) => Some(need),
+            Rules::ByPath { paths, otherwise } => paths.get(path).or(otherwise.as_ref()),
         }
     }
 }
@@ -72,8 +154,7 @@ impl<S> Layer<S> for RequireScopesLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RequireScopesService {
             inner,
-            needed: self.needed.clone(),
-            mode: self.mode,
+            rules: self.rules.clone(),
         }
     }
 }
@@ -82,8 +163,7 @@ impl<S> Layer<S> for RequireScopesLayer {
 #[derive(Debug, Clone)]
 pub struct RequireScopesService<S> {
     inner: S,
-    needed: Scopes,
-    mode: ScopeMatch,
+    rules: Rules,
 }
 
 /// Checks `needed` against the principal in `extensions`, with the policy in force there.
@@ -115,7 +195,17 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        match check_scopes(req.extensions(), &self.needed, self.mode) {
+        let checked = match self.rules.for_path(req.uri().path()) {
+            Some(Need(needed, mode)) => check_scopes(req.extensions(), needed, *mode),
+            None => match req.extensions().get::<Principal>() {
+                None => Err(AuthError::missing_credential()),
+                Some(_) => Err(AuthError::new(
+                    crate::ErrorKind::InsufficientScope,
+                    "no scope rule covers this request",
+                )),
+            },
+        };
+        match checked {
             Ok(_) => ResponseFuture {
                 state: State::Inner {
                     future: self.inner.call(req),

@@ -78,8 +78,9 @@ impl AuthSettings {
     /// an `ApiKey` challenge names; else the first) comes first and carries the error.
     pub fn render(&self, error: &AuthError, headers: &HeaderMap) -> Response<Bytes> {
         let mut res = self.format.render(error);
-        // The status is decided by the error, whatever the format says.
-        *res.status_mut() = error.status();
+        // The status is decided by the error, whatever the format's response says (a format
+        // for a protocol with its own status, gRPC, decides the transport's).
+        *res.status_mut() = self.format.http_status(error);
         let sets = |res: &Response<Bytes>, name| res.headers().contains_key(name);
         if matches!(error.status().as_u16(), 400 | 401 | 403) && !sets(&res, WWW_AUTHENTICATE) {
             let primary = self

@@ -734,3 +734,70 @@ async fn refusals_behind_the_layer_come_out_in_its_format_and_challenges() {
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, r#"{"problem":"insufficient_scope"}"#);
 }
+
+#[tokio::test]
+async fn scopes_by_path_refuse_paths_no_rule_covers() {
+    let layer = |otherwise: bool| {
+        let scopes = RequireScopesLayer::by_path()
+            .path("/orders.v1.Orders/List", ["orders:read"])
+            .path("/orders.v1.Orders/Create", ["orders:write"]);
+        match otherwise {
+            true => scopes.otherwise(Scopes::empty()),
+            false => scopes,
+        }
+    };
+    let call = |otherwise: bool, path: &'static str| {
+        let svc = ServiceBuilder::new()
+            .layer(AuthLayer::new(Token))
+            .layer(layer(otherwise))
+            .service(recorder(Seen::default()));
+        let mut req = with_auth(b"Bearer good");
+        *req.uri_mut() = path.parse().unwrap();
+        svc.oneshot(req)
+    };
+    assert_eq!(
+        call(false, "/orders.v1.Orders/List")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        call(false, "/orders.v1.Orders/Create")
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let res = call(false, "/orders.v1.Orders/Delete").await.unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "a method with no rule is never open by mistake"
+    );
+    assert!(
+        res.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("no scope rule covers this request")
+    );
+    assert_eq!(
+        call(true, "/orders.v1.Orders/Delete")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn grpc_status_codes_are_decided_beside_http_statuses() {
+    assert_eq!(ErrorKind::MissingCredential.grpc_code(), 16);
+    assert_eq!(ErrorKind::InvalidRequest.grpc_code(), 16);
+    assert_eq!(ErrorKind::InvalidToken.grpc_code(), 16);
+    assert_eq!(ErrorKind::InsufficientScope.grpc_code(), 7);
+    assert_eq!(ErrorKind::RateLimited.grpc_code(), 8);
+    assert_eq!(ErrorKind::Unavailable.grpc_code(), 14);
+    let res = GrpcStatus.render(&AuthError::invalid_token("bad – token"));
+    assert_eq!(res.headers()["grpc-message"], "bad %E2%80%93 token");
+}

@@ -12,6 +12,8 @@
 //! - [`ProtectedApp`]: one route behind your layer, served, counting its handler's runs;
 //!   [`serve`]: your own router on a random 127.0.0.1 port, for real HTTP calls in tests;
 //!   [`unreachable_url`]: a URL where nothing listens.
+//! - [`grpc`] (feature `grpc`): a small tonic service and client, for tests of tollgate's
+//!   layers in front of gRPC.
 //! - [`alternating`] and [`quartiles`]: two operations timed in alternating rounds, for
 //!   benchmarks on machines that drift more than the effect measured.
 //!
@@ -35,6 +37,8 @@
 #![forbid(unsafe_code)]
 
 mod app;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod idp;
 mod key_service;
 mod paired;
