@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use http::HeaderName;
 use http::request::Parts;
-use tollgate_core::{AuthError, AuthLayer, Authenticator, CredentialSource, Principal, Via};
+use tollgate_core::{
+    AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal, Via,
+};
 use tollgate_upstream::{
     CachePolicy, RemoteVerifier, Stats, UpstreamError, VerdictCache, VerdictCacheBuilder,
     VerdictStore,
@@ -93,7 +95,8 @@ impl<V: KeyVerifier> ApiKeyAuth<V> {
     /// Starts building an authenticator that asks `verifier`.
     pub fn builder(verifier: V) -> ApiKeyAuthBuilder<V> {
         ApiKeyAuthBuilder {
-            engine: VerdictCache::builder(KeyJudge(verifier)).credentials_called("API key"),
+            engine: VerdictCache::builder(KeyJudge(verifier))
+                .credential_kind(CredentialKind::ApiKey),
             source: CredentialSource::header(DEFAULT_HEADER),
             prefix: None,
             jwt_shaped_keys: false,
@@ -151,21 +154,20 @@ impl<V: KeyVerifier> Authenticator for ApiKeyAuth<V> {
                 return Ok(None);
             }
         }
-        if key.len() > self.source.length_limit() {
-            return Err(AuthError::invalid_token("the credential is too long"));
-        }
-        if let Some(prefix) = &self.prefix
-            && !key.starts_with(&**prefix)
-        {
+        let verdict = if key.len() > self.source.length_limit() {
+            Err(AuthError::invalid_token("the credential is too long"))
+        } else if self.prefix.as_deref().is_some_and(|p| !key.starts_with(p)) {
             self.verdicts.rejected_locally();
-            return Err(AuthError::invalid_token("the API key is not valid"));
-        }
-        let principal = if self.bypass_cache {
+            Err(AuthError::invalid_token("the API key is not valid"))
+        } else if self.bypass_cache {
             self.verdicts.verdict_uncached(&key).await
         } else {
             self.verdicts.verdict(&key).await
-        }?;
-        Ok(Some(principal))
+        };
+        match verdict {
+            Ok(principal) => Ok(Some(principal)),
+            Err(e) => Err(e.with_origin(CredentialKind::ApiKey, None)),
+        }
     }
 
     fn credential_source(&self) -> CredentialSource {

@@ -41,7 +41,7 @@ impl JsonVerifier {
     /// Verifies at `url`.
     pub fn new(url: impl Into<String>) -> Self {
         JsonVerifier {
-            upstream: Upstream::new("key service"),
+            upstream: Upstream::new("key service").target("key_service"),
             url: url.into(),
             headers: HeaderMap::new(),
         }

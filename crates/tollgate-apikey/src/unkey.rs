@@ -55,7 +55,7 @@ impl UnkeyVerifier {
             headers.insert(AUTHORIZATION, value);
         }
         UnkeyVerifier {
-            upstream: Upstream::new("Unkey"),
+            upstream: Upstream::new("Unkey").target("key_service"),
             url: format!("{UNKEY_BASE_URL}/v2/keys.verifyKey"),
             headers,
             permissions: None,

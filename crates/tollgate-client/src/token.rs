@@ -131,7 +131,9 @@ impl ClientCredentials {
             auth: ClientAuth::SecretPost(String::new()),
             endpoint: Endpoint::Url(String::new()),
             resolved: Default::default(),
-            upstream: Upstream::new("token endpoint").timeout(Duration::from_secs(5)),
+            upstream: Upstream::new("token endpoint")
+                .target("token_endpoint")
+                .timeout(Duration::from_secs(5)),
             retries: 2,
             backoff: Duration::from_millis(200),
             audience_param: "audience",

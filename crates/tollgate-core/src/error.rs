@@ -2,11 +2,12 @@
 //! HTTP status.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::Scopes;
+use crate::{CredentialKind, Scopes};
 
 /// What went wrong, in the terms of RFC 6750 §3.1 plus the two outcomes that are not the
 /// client's fault or not about its credential (rate limits and outages).
@@ -132,6 +133,10 @@ pub struct AuthError {
     retry_after: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<Scopes>,
+    /// Who refused, for metrics and traces; set by the authenticator on the way out, so not
+    /// stored with a cached refusal.
+    #[serde(skip)]
+    origin: Option<(CredentialKind, Option<Arc<str>>)>,
 }
 
 impl AuthError {
@@ -143,6 +148,7 @@ impl AuthError {
             description: description.into(),
             retry_after: None,
             scope: None,
+            origin: None,
         }
     }
 
@@ -192,6 +198,39 @@ impl AuthError {
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
         self.retry_after = Some(retry_after);
         self
+    }
+
+    /// Says which credential kind refused and, where it has one, the configured issuer:
+    /// the labels of tollgate's decision metrics and the fields of its span. tollgate's
+    /// authenticators set it; set it in yours with a configured issuer only (a label value
+    /// must be bounded).
+    ///
+    /// ```
+    /// use tollgate_core::{AuthError, CredentialKind};
+    ///
+    /// let err = AuthError::invalid_token("the token has expired")
+    ///     .with_origin(CredentialKind::Jwt, Some("https://idp.example".into()));
+    /// assert_eq!(err.credential_kind(), Some(CredentialKind::Jwt));
+    /// assert_eq!(err.issuer(), Some("https://idp.example"));
+    /// ```
+    pub fn with_origin(mut self, kind: CredentialKind, issuer: Option<Arc<str>>) -> Self {
+        self.origin = Some((kind, issuer));
+        self
+    }
+
+    /// The credential kind that refused, if the authenticator said
+    /// ([`with_origin`](Self::with_origin)).
+    pub fn credential_kind(&self) -> Option<CredentialKind> {
+        self.origin.as_ref().map(|(kind, _)| *kind)
+    }
+
+    pub(crate) fn origin(&self) -> Option<&(CredentialKind, Option<Arc<str>>)> {
+        self.origin.as_ref()
+    }
+
+    /// The configured issuer that refused, if the authenticator said.
+    pub fn issuer(&self) -> Option<&str> {
+        self.origin.as_ref()?.1.as_deref()
     }
 
     /// What went wrong.

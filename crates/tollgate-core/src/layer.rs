@@ -12,9 +12,13 @@ use http::{HeaderValue, Method, Request, Response, header};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use tracing::Instrument;
+
+use crate::decision::{self, Decision, Decisions};
 use crate::settings::{Refused, SettingsHandle};
 use crate::{
-    AuthBody, AuthError, AuthSettings, Authenticator, CredentialSource, ErrorFormat, ScopePolicy,
+    AuthBody, AuthError, AuthSettings, Authenticator, CredentialSource, ErrorFormat, RefusalLog,
+    ScopePolicy,
 };
 
 /// A tower layer that authenticates requests with an [`Authenticator`].
@@ -61,6 +65,7 @@ pub struct AuthLayer<A> {
     source: CredentialSource,
     options: Options,
     settings: AuthSettings,
+    refusal_log: RefusalLog,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,6 +83,7 @@ struct Shared<A> {
     settings: Arc<AuthSettings>,
     /// Whether the code behind needs the settings in the request (see `AuthSettings`).
     insert_settings: bool,
+    decisions: Decisions,
 }
 
 impl<A> Clone for AuthLayer<A> {
@@ -87,6 +93,7 @@ impl<A> Clone for AuthLayer<A> {
             source: self.source.clone(),
             options: self.options,
             settings: self.settings.clone(),
+            refusal_log: self.refusal_log,
         }
     }
 }
@@ -109,6 +116,7 @@ impl<A: Authenticator> AuthLayer<A> {
             authenticator: Arc::new(authenticator),
             options: Options::default(),
             settings,
+            refusal_log: RefusalLog::debug(),
         }
     }
 
@@ -161,6 +169,12 @@ impl<A: Authenticator> AuthLayer<A> {
         self
     }
 
+    /// Logs refusals as `log` says (default: [`RefusalLog::debug`], every refusal at `debug`).
+    pub fn refusal_log(mut self, log: RefusalLog) -> Self {
+        self.refusal_log = log;
+        self
+    }
+
     /// Adds `resource_metadata="<url>"` to every challenge (RFC 9728 §5.1; default: none),
     /// so that clients can find this resource's protected-resource metadata.
     pub fn resource_metadata(mut self, url: impl Into<Box<str>>) -> Self {
@@ -180,6 +194,7 @@ impl<A, S> Layer<S> for AuthLayer<A> {
                 source: self.source.clone(),
                 options: self.options,
                 insert_settings: self.settings.needed_behind(),
+                decisions: Decisions::new(self.refusal_log),
                 settings: Arc::new(self.settings.clone()),
             }),
         }
@@ -236,9 +251,20 @@ where
         ResponseFuture {
             inner: Box::pin(async move {
                 let mut private = false;
+                let span = decision::span();
+                let mut decided = None;
                 if !(shared.options.allow_cors_preflight && is_cors_preflight(&parts)) {
-                    let refusal = match shared.authenticator.authenticate(&parts).await {
+                    let verdict = shared
+                        .authenticator
+                        .authenticate(&parts)
+                        .instrument(span.clone())
+                        .await;
+                    let wanted = shared.decisions.wanted(&span);
+                    let refusal = match verdict {
                         Ok(Some(principal)) => {
+                            if wanted {
+                                decided = Some(Decision::authenticated(&principal));
+                            }
                             private = shared.source.used_query(&parts);
                             shared
                                 .source
@@ -251,12 +277,20 @@ where
                                 "the credential is not of a kind this service accepts",
                             ))
                         }
-                        Ok(None) if shared.options.optional => None,
+                        Ok(None) if shared.options.optional => {
+                            if wanted {
+                                decided = Some(Decision::anonymous());
+                            }
+                            None
+                        }
                         Ok(None) => Some(AuthError::missing_credential()),
                         Err(e) => Some(e),
                     };
                     if let Some(e) = refusal {
-                        tracing::debug!(kind = ?e.kind(), reason = e.description(), "request rejected");
+                        if wanted {
+                            shared.decisions.count(&span, Decision::refused(&e, None));
+                        }
+                        shared.decisions.log(&e);
                         let res = shared.settings.render(&e, &parts.headers);
                         return Ok(res.map(AuthBody::refusal));
                     }
@@ -269,9 +303,17 @@ where
                 let mut res = inner.call(Request::from_parts(parts, body)).await?;
                 if let Some(refused) = res.extensions_mut().remove::<Refused>() {
                     // A refusal from behind (a scope check, an extractor): in this layer's
-                    // format and challenges.
+                    // format and challenges, counted as this request's decision.
+                    if let Some(by) = &decided {
+                        let decision = Decision::refused(&refused.error, Some(by));
+                        shared.decisions.count(&span, decision);
+                    }
+                    shared.decisions.log(&refused.error);
                     let res = shared.settings.render(&refused.error, &refused.headers);
                     return Ok(res.map(AuthBody::refusal));
+                }
+                if let Some(decision) = decided {
+                    shared.decisions.count(&span, decision);
                 }
                 if private && res.status().is_success() {
                     // RFC 6750 §2.3: answers to query-authenticated requests are private.

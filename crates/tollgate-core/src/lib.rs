@@ -77,6 +77,7 @@ mod authenticator;
 mod body;
 mod challenge;
 mod credential;
+mod decision;
 mod digest;
 mod error;
 #[cfg(feature = "axum")]
@@ -87,6 +88,7 @@ mod principal;
 pub mod require_scopes;
 mod scopes;
 mod settings;
+pub mod telemetry;
 
 pub use authenticator::{Authenticator, BoxAuthenticator, Or};
 pub use body::AuthBody;
@@ -94,6 +96,7 @@ pub use challenge::Challenge;
 pub use credential::{
     Credential, CredentialSource, DEFAULT_MAX_CREDENTIAL_LEN, Via, is_jwt_shaped,
 };
+pub use decision::RefusalLog;
 pub use digest::CredentialDigest;
 pub use error::{AuthError, ErrorKind};
 #[cfg(feature = "axum")]

@@ -81,6 +81,11 @@ impl Principal {
         self.0.issuer.as_deref()
     }
 
+    /// The issuer as shared by the authenticator, to keep without a copy.
+    pub(crate) fn shared_issuer(&self) -> Option<&Arc<str>> {
+        self.0.issuer.as_ref()
+    }
+
     /// When the credential stops being valid, where known.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.0.expires_at

@@ -7,7 +7,9 @@ use std::time::Duration;
 use http::HeaderValue;
 use http::request::Parts;
 use tollgate_client::ClientCredentials;
-use tollgate_core::{AuthError, AuthLayer, Authenticator, CredentialSource, Principal};
+use tollgate_core::{
+    AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal,
+};
 use tollgate_jwt::{ClaimRule, ScopeMapping};
 use tollgate_upstream::{
     BreakerPolicy, CachePolicy, DiscoveryError, ServerMetadata, SharedStore, Stats, Upstream,
@@ -92,7 +94,9 @@ impl Introspection {
             rules: Vec::new(),
             introspect_jwts: false,
             source: CredentialSource::bearer(),
-            upstream: Upstream::new("introspection endpoint").timeout(DEFAULT_TIMEOUT),
+            upstream: Upstream::new("introspection endpoint")
+                .target("introspection")
+                .timeout(DEFAULT_TIMEOUT),
             store: None,
             cache: CachePolicy::default(),
             retry_after: tollgate_upstream::DEFAULT_RETRY_AFTER,
@@ -134,7 +138,13 @@ impl Authenticator for Introspection {
             // A JWT: the JWT authenticator's.
             return Ok(None);
         }
-        self.verdicts.verdict(&token).await.map(Some)
+        match self.verdicts.verdict(&token).await {
+            Ok(principal) => Ok(Some(principal)),
+            Err(e) => {
+                let issuer = self.verdicts.verifier().rules.issuer.clone();
+                Err(e.with_origin(CredentialKind::OpaqueToken, Some(issuer)))
+            }
+        }
     }
 
     fn credential_source(&self) -> CredentialSource {
@@ -276,6 +286,7 @@ impl IntrospectionBuilder {
         if self.audiences.is_empty() && self.audience_policy != AudiencePolicy::Ignored {
             return Err(BuildError::NoAudience);
         }
+        let upstream = self.upstream.issuer(&*self.issuer);
         let url = match self.endpoint {
             Some(url) => url,
             None => {
@@ -283,7 +294,7 @@ impl IntrospectionBuilder {
                     issuer: self.issuer.clone(),
                     error,
                 };
-                let meta = ServerMetadata::discover(&self.upstream, &self.issuer)
+                let meta = ServerMetadata::discover(&upstream, &self.issuer)
                     .await
                     .map_err(discovery_error)?;
                 meta.introspection_endpoint.ok_or_else(|| {
@@ -292,7 +303,7 @@ impl IntrospectionBuilder {
             }
         };
         let endpoint = Endpoint {
-            upstream: self.upstream,
+            upstream,
             url,
             auth,
             rules: Rules {
@@ -306,7 +317,7 @@ impl IntrospectionBuilder {
         let mut engine = VerdictCache::builder(endpoint)
             .policy(self.cache)
             .retry_after(self.retry_after)
-            .credentials_called("token");
+            .credential_kind(CredentialKind::OpaqueToken);
         if let Some(store) = self.store {
             engine = engine.store(store);
         }

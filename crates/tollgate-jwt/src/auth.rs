@@ -286,15 +286,27 @@ impl Inner {
     }
 
     async fn verify_uncached(&self, token: &str) -> Result<Principal, AuthError> {
-        let parsed = Parsed::parse(token)?;
-        let alg = parsed.header.algorithm()?;
+        let parsed = Parsed::parse(token).map_err(untrusted)?;
+        let alg = parsed.header.algorithm().map_err(untrusted)?;
         let issuer = self
             .issuers
-            .get(parsed.issuer()?)
-            .ok_or_else(|| AuthError::invalid_token("the token issuer is not trusted"))?;
-        issuer.config.check_header(&parsed.header, alg)?;
-        let generation = issuer.verify_signature(&parsed, alg).await?;
-        let exp = issuer.config.check_claims(&parsed.claims, now_secs())?;
+            .get(parsed.issuer().map_err(untrusted)?)
+            .ok_or_else(|| {
+                untrusted(AuthError::invalid_token("the token issuer is not trusted"))
+            })?;
+        let by_issuer = |e: AuthError| e.with_origin(CredentialKind::Jwt, Some(issuer.iss.clone()));
+        issuer
+            .config
+            .check_header(&parsed.header, alg)
+            .map_err(by_issuer)?;
+        let generation = issuer
+            .verify_signature(&parsed, alg)
+            .await
+            .map_err(by_issuer)?;
+        let exp = issuer
+            .config
+            .check_claims(&parsed.claims, now_secs())
+            .map_err(by_issuer)?;
         let principal = issuer.principal(parsed.claims, exp);
         if let Some(cache) = &self.cache {
             // Boxed for the same reason as the refetch: a miss has just paid for a signature
@@ -303,6 +315,11 @@ impl Inner {
         }
         Ok(principal)
     }
+}
+
+/// A refusal before the token's issuer is known to be one of ours: no issuer label.
+fn untrusted(e: AuthError) -> AuthError {
+    e.with_origin(CredentialKind::Jwt, None)
 }
 
 impl Authenticator for JwtAuth {
@@ -396,6 +413,8 @@ impl JwtAuthBuilder {
             let probe =
                 probe.probe_interval(probe.configured_probe_interval().min(issuer.refresh.retry));
             let upstream = Upstream::new(format!("JWKS of {}", issuer.issuer))
+                .target("jwks")
+                .issuer(&*issuer.issuer)
                 .timeout(self.fetch_timeout)
                 .breaker(probe);
             match &self.client {

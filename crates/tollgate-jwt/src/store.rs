@@ -13,12 +13,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::Algorithm;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tollgate_core::telemetry::{Gauge, Lazy};
 use tollgate_upstream::{Fetched, ServerMetadata, Upstream, UpstreamError};
 
 use crate::issuer::Refresh;
@@ -38,13 +39,79 @@ pub(crate) struct Snapshot {
     pub(crate) generation: u64,
 }
 
-/// What the store has done, for [`JwtAuth::stats`](crate::JwtAuth::stats).
+/// What the store has done, for [`JwtAuth::stats`](crate::JwtAuth::stats), and exported
+/// (feature `metrics`) by issuer: `tollgate_jwks_loads_total{result}`,
+/// `tollgate_jwks_refetches_total{result}`, `tollgate_jwks_last_success_timestamp_seconds`
+/// and `tollgate_jwks_keys`.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) fetches: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) refetches: AtomicU64,
     pub(crate) cooldown_refusals: AtomicU64,
+    /// Loads that succeeded, failed; refetches started, refused by the cooldown.
+    exported: [Lazy; 4],
+    last_success: Lazy<Gauge>,
+    keys: Lazy<Gauge>,
+}
+
+#[derive(Clone, Copy)]
+enum Event {
+    Loaded,
+    LoadFailed,
+    Refetch,
+    CooldownRefusal,
+}
+
+impl KeyStore {
+    fn count(&self, event: Event) {
+        let (counter, name, result) = match event {
+            Event::Loaded => (&self.counters.fetches, "tollgate_jwks_loads_total", "ok"),
+            Event::LoadFailed => (
+                &self.counters.failures,
+                "tollgate_jwks_loads_total",
+                "failed",
+            ),
+            Event::Refetch => (
+                &self.counters.refetches,
+                "tollgate_jwks_refetches_total",
+                "started",
+            ),
+            Event::CooldownRefusal => (
+                &self.counters.cooldown_refusals,
+                "tollgate_jwks_refetches_total",
+                "cooldown",
+            ),
+        };
+        counter.fetch_add(1, Relaxed);
+        if matches!(event, Event::LoadFailed) {
+            // `fetches` counts every load, the failed ones too.
+            self.counters.fetches.fetch_add(1, Relaxed);
+        }
+        let labels = || {
+            vec![
+                ("issuer", self.issuer.clone()),
+                ("result", result.to_owned()),
+            ]
+        };
+        self.counters.exported[event as usize].with(name, labels, |c| c.increment());
+    }
+
+    /// Exports the key set just loaded: when, and how many keys.
+    fn loaded(&self, keys: usize) {
+        let labels = || vec![("issuer", self.issuer.clone())];
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let name = "tollgate_jwks_last_success_timestamp_seconds";
+        self.counters
+            .last_success
+            .with(name, labels, |g| g.set(now));
+        self.counters
+            .keys
+            .with("tollgate_jwks_keys", labels, |g| g.set(keys as f64));
+    }
 }
 
 /// Where the JWKS is.
@@ -174,14 +241,14 @@ impl KeyStore {
             } else if fetches.in_flight {
                 true
             } else if let Some(wait) = self.cooldown_left(&fetches) {
-                self.counters.cooldown_refusals.fetch_add(1, Relaxed);
+                self.count(Event::CooldownRefusal);
                 self.schedule(&mut fetches, wait);
                 return match fetches.down {
                     Some(after) => Refetch::IssuerDown(after),
                     None => Refetch::CoolingDown,
                 };
             } else {
-                self.counters.refetches.fetch_add(1, Relaxed);
+                self.count(Event::Refetch);
                 self.start(&mut fetches);
                 false
             }
@@ -249,8 +316,11 @@ impl KeyStore {
     /// Fetches the key set once and swaps it in; the result carries the `max-age` the
     /// server gave. Ends the fetch under way and wakes whoever waits for it.
     async fn load(&self) -> Result<Option<Duration>, String> {
-        self.counters.fetches.fetch_add(1, Relaxed);
         let result = self.fetch_and_swap().await;
+        self.count(match result {
+            Ok(_) => Event::Loaded,
+            Err(_) => Event::LoadFailed,
+        });
         let was_down = {
             let mut fetches = self.fetches();
             fetches.in_flight = false;
@@ -267,7 +337,6 @@ impl KeyStore {
         self.completed.send_modify(|n| *n += 1);
         match &result {
             Err(e) => {
-                self.counters.failures.fetch_add(1, Relaxed);
                 // One warning when the issuer goes down, not one per retry.
                 if was_down {
                     tracing::debug!(issuer = %self.issuer, error = %e, "JWKS fetch failed again");
@@ -304,6 +373,7 @@ impl KeyStore {
         let changed = !keys.same_keys(&previous.keys);
         let generation = previous.generation + u64::from(changed);
         tracing::debug!(issuer = %self.issuer, keys = keys.len(), changed, "JWKS loaded");
+        self.loaded(keys.len());
         self.current.store(Arc::new(Snapshot {
             keys,
             loaded_at: Some(Instant::now()),

@@ -150,7 +150,8 @@ impl Breaker {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn open(&self, state: &mut State, was_closed: bool) {
+    /// Opens the breaker; true when it was closed.
+    fn open(&self, state: &mut State, was_closed: bool) -> bool {
         *state = State::Open {
             until: Instant::now() + self.policy.probe_interval,
         };
@@ -164,33 +165,37 @@ impl Breaker {
         } else {
             tracing::debug!(upstream = %self.what, "probe failed; still open");
         }
+        was_closed
     }
 }
 
 impl Permit<'_> {
-    /// The call succeeded: the breaker closes (or stays closed).
-    pub fn succeeded(mut self) {
+    /// The call succeeded: the breaker closes (or stays closed). True when this closed an
+    /// open breaker.
+    pub fn succeeded(mut self) -> bool {
         self.settled = true;
         let mut state = self.breaker.lock();
-        if !matches!(*state, State::Closed { failures: 0 }) {
-            if !matches!(*state, State::Closed { .. }) {
-                tracing::info!(upstream = %self.breaker.what, "upstream recovered");
-            }
-            *state = State::Closed { failures: 0 };
+        let reopened = !matches!(*state, State::Closed { .. });
+        if reopened {
+            tracing::info!(upstream = %self.breaker.what, "upstream recovered");
         }
+        *state = State::Closed { failures: 0 };
+        reopened
     }
 
-    /// The call failed; `timed_out` opens the breaker at once.
-    pub fn failed(mut self, timed_out: bool) {
+    /// The call failed; `timed_out` opens the breaker at once. True when this opened a
+    /// closed breaker.
+    pub fn failed(mut self, timed_out: bool) -> bool {
         self.settled = true;
         let mut state = self.breaker.lock();
         match *state {
             State::Closed { failures } => {
                 let failures = failures + 1;
                 if timed_out || failures >= self.breaker.policy.failures {
-                    self.breaker.open(&mut state, true);
+                    self.breaker.open(&mut state, true)
                 } else {
                     *state = State::Closed { failures };
+                    false
                 }
             }
             State::Probing | State::Open { .. } => self.breaker.open(&mut state, false),

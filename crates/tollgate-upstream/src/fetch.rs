@@ -5,11 +5,13 @@
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+
+use tollgate_core::telemetry::{Family, Gauge, Histogram, Labels, Lazy};
 
 use crate::{Breaker, BreakerPolicy};
 
@@ -185,6 +187,69 @@ pub struct Upstream {
     max_body: usize,
     breaker: Arc<Breaker>,
     what: Arc<str>,
+    meters: Arc<Meters>,
+}
+
+/// An upstream's metrics (feature `metrics` of tollgate-core): its requests by result, their
+/// duration, and its breaker's state.
+#[derive(Debug)]
+struct Meters {
+    target: &'static str,
+    issuer: Option<Arc<str>>,
+    requests: Family<&'static str>,
+    duration: Lazy<Histogram>,
+    transitions: Family<&'static str>,
+    open: Lazy<Gauge>,
+}
+
+impl Meters {
+    fn new(target: &'static str, issuer: Option<Arc<str>>) -> Self {
+        Meters {
+            target,
+            issuer,
+            requests: Family::counters("tollgate_upstream_requests_total"),
+            duration: Lazy::default(),
+            transitions: Family::counters("tollgate_breaker_transitions_total"),
+            open: Lazy::default(),
+        }
+    }
+
+    fn labels(&self) -> Labels {
+        vec![
+            ("target", self.target.into()),
+            ("issuer", self.issuer.as_deref().unwrap_or("").into()),
+        ]
+    }
+
+    fn request(&self, result: &'static str, took: Option<Duration>) {
+        let labels = |result: &&'static str| {
+            let mut labels = self.labels();
+            labels.push(("result", (*result).into()));
+            labels
+        };
+        self.requests.with(result, labels, |c| c.increment());
+        if let Some(took) = took {
+            let name = "tollgate_upstream_request_duration_seconds";
+            self.duration
+                .with(name, || self.labels(), |h| h.record(took.as_secs_f64()));
+        }
+    }
+
+    fn breaker(&self, open: bool) {
+        let state = if open { "open" } else { "closed" };
+        let labels = |state: &&'static str| {
+            let mut labels = self.labels();
+            labels.push(("state", (*state).into()));
+            labels
+        };
+        self.transitions.with(state, labels, |c| c.increment());
+        let gauge = "tollgate_breaker_open";
+        self.open.with(
+            gauge,
+            || self.labels(),
+            |g| g.set(if open { 1.0 } else { 0.0 }),
+        );
+    }
 }
 
 impl fmt::Debug for Upstream {
@@ -209,7 +274,22 @@ impl Upstream {
             max_body: DEFAULT_MAX_BODY,
             breaker: Arc::new(Breaker::new(&*what, BreakerPolicy::default())),
             what,
+            meters: Arc::new(Meters::new("custom", None)),
         }
+    }
+
+    /// The `target` label of this upstream's metrics (default: `custom`): tollgate's own are
+    /// `key_service`, `jwks`, `token_endpoint` and `introspection`.
+    pub fn target(mut self, target: &'static str) -> Self {
+        self.meters = Arc::new(Meters::new(target, self.meters.issuer.clone()));
+        self
+    }
+
+    /// The `issuer` label of this upstream's metrics (default: none): the configured issuer
+    /// whose JWKS or introspection endpoint this is.
+    pub fn issuer(mut self, issuer: impl Into<Arc<str>>) -> Self {
+        self.meters = Arc::new(Meters::new(self.meters.target, Some(issuer.into())));
+        self
     }
 
     /// Uses your `reqwest` client (custom CA, mTLS, proxy). Build it with
@@ -271,19 +351,33 @@ impl Upstream {
         request: reqwest::RequestBuilder,
         read: impl FnOnce(Fetched) -> Result<T, UpstreamError>,
     ) -> Result<T, UpstreamError> {
-        let permit = self
-            .breaker
-            .permit()
-            .map_err(|retry_after| UpstreamError::Unavailable { retry_after })?;
+        let permit = match self.breaker.permit() {
+            Ok(permit) => permit,
+            Err(retry_after) => {
+                // No request is sent: counted, but with no duration.
+                self.meters.request("unavailable", None);
+                return Err(UpstreamError::Unavailable { retry_after });
+            }
+        };
+        let started = Instant::now();
         let result = match self.fetch(request).await {
             Ok(fetched) => read(fetched),
             Err(e) => Err(e),
         };
+        let took = Some(started.elapsed());
         match &result {
-            Ok(_) => permit.succeeded(),
+            Ok(_) => {
+                self.meters.request("ok", took);
+                if permit.succeeded() {
+                    self.meters.breaker(false);
+                }
+            }
             Err(e) => {
                 tracing::debug!(upstream = %self.what, error = %e, "upstream request failed");
-                permit.failed(matches!(e, UpstreamError::Timeout));
+                self.meters.request(e.kind(), took);
+                if permit.failed(matches!(e, UpstreamError::Timeout)) {
+                    self.meters.breaker(true);
+                }
             }
         }
         result

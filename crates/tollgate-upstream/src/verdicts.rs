@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
 use moka::future::Cache;
-use tollgate_core::{AuthError, CredentialDigest, ErrorKind, Principal};
+use tollgate_core::telemetry::Lazy;
+use tollgate_core::{AuthError, CredentialDigest, CredentialKind, ErrorKind, Principal};
 
 use crate::UpstreamError;
 
@@ -303,15 +304,40 @@ pub struct Outcomes {
     pub limited: u64,
 }
 
+/// What the engine counts: each kept for [`Stats`] and exported as
+/// `tollgate_verdict_cache_total{kind, result}` (feature `metrics`).
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Hit,
+    NegativeHit,
+    Miss,
+    Stale,
+    StoreHit,
+    RejectedLocally,
+    UpstreamCall,
+}
+
+impl Event {
+    /// The `result` label; `None` for what is counted elsewhere (upstream calls, by the
+    /// upstream's own metrics).
+    fn label(self) -> Option<&'static str> {
+        Some(match self {
+            Event::Hit => "hit",
+            Event::NegativeHit => "negative_hit",
+            Event::Miss => "miss",
+            Event::Stale => "stale",
+            Event::StoreHit => "store_hit",
+            Event::RejectedLocally => "rejected_locally",
+            Event::UpstreamCall => return None,
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
-    hits: AtomicU64,
-    negative_hits: AtomicU64,
-    misses: AtomicU64,
-    stale_served: AtomicU64,
-    store_hits: AtomicU64,
-    upstream_calls: AtomicU64,
-    rejected_locally: AtomicU64,
+    /// The `kind` label: the credential kind's name.
+    kind: &'static str,
+    events: [(AtomicU64, Lazy); 7],
     errors: [AtomicU64; 7],
     outcomes: [AtomicU64; 4],
 }
@@ -321,6 +347,15 @@ fn bump(counter: &AtomicU64) {
 }
 
 impl Counters {
+    fn count(&self, event: Event) {
+        let (count, exported) = &self.events[event as usize];
+        bump(count);
+        if let Some(result) = event.label() {
+            let labels = || vec![("kind", self.kind.into()), ("result", result.into())];
+            exported.with("tollgate_verdict_cache_total", labels, |c| c.increment());
+        }
+    }
+
     fn error(&self, e: &UpstreamError) {
         let i = match e.kind() {
             "timeout" => 0,
@@ -348,14 +383,15 @@ impl Counters {
 
     fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Relaxed);
+        let event = |e: Event| get(&self.events[e as usize].0);
         Stats {
-            hits: get(&self.hits),
-            negative_hits: get(&self.negative_hits),
-            misses: get(&self.misses),
-            stale_served: get(&self.stale_served),
-            store_hits: get(&self.store_hits),
-            upstream_calls: get(&self.upstream_calls),
-            rejected_locally: get(&self.rejected_locally),
+            hits: event(Event::Hit),
+            negative_hits: event(Event::NegativeHit),
+            misses: event(Event::Miss),
+            stale_served: event(Event::Stale),
+            store_hits: event(Event::StoreHit),
+            upstream_calls: event(Event::UpstreamCall),
+            rejected_locally: event(Event::RejectedLocally),
             upstream_errors: UpstreamErrors {
                 timeout: get(&self.errors[0]),
                 connect: get(&self.errors[1]),
@@ -520,8 +556,8 @@ struct Engine<V> {
     local: Option<Local>,
     store: Option<Arc<dyn DynStore>>,
     retry_after: Duration,
-    /// What the credentials are, for messages ("API key", "token").
-    what: &'static str,
+    /// What the credentials are, for messages and the `kind` label.
+    kind: Option<CredentialKind>,
     counters: Counters,
 }
 
@@ -550,7 +586,7 @@ impl<V: RemoteVerifier> VerdictCache<V> {
             policy: CachePolicy::default(),
             store: None,
             retry_after: DEFAULT_RETRY_AFTER,
-            what: "credential",
+            kind: None,
         }
     }
 
@@ -567,13 +603,13 @@ impl<V: RemoteVerifier> VerdictCache<V> {
         };
         let digest = CredentialDigest::of(credential);
         if let Some(principal) = local.valid.get(&digest).await {
-            bump(&self.inner.counters.hits);
+            self.inner.counters.count(Event::Hit);
             if local
                 .fresh
                 .as_ref()
                 .is_some_and(|fresh| !fresh.contains_key(&digest))
             {
-                bump(&self.inner.counters.stale_served);
+                self.inner.counters.count(Event::Stale);
                 self.revalidate(local, digest, credential);
             }
             return Ok(principal);
@@ -591,7 +627,7 @@ impl<V: RemoteVerifier> VerdictCache<V> {
 
     /// Counts a credential refused before any call (for [`Stats::rejected_locally`]).
     pub fn rejected_locally(&self) {
-        bump(&self.inner.counters.rejected_locally);
+        self.inner.counters.count(Event::RejectedLocally);
     }
 
     /// Forgets what is cached about `credential`, here and in the store (a revocation hook).
@@ -663,10 +699,10 @@ impl<V: RemoteVerifier> VerdictCache<V> {
     ) -> Result<Principal, AuthError> {
         let counters = &self.inner.counters;
         if let Some(refusal) = local.refused.get(&digest).await {
-            bump(&counters.negative_hits);
+            counters.count(Event::NegativeHit);
             return Err((*refusal).clone());
         }
-        bump(&counters.misses);
+        counters.count(Event::Miss);
         // Concurrent misses on one credential wait for a single call (moka's single flight);
         // a refusal travels to all of them as the shared error.
         let init = async {
@@ -728,7 +764,7 @@ impl<V: RemoteVerifier> VerdictCache<V> {
         if let Some(last_good) = &local.last_good
             && let Some(principal) = last_good.get(digest).await
         {
-            bump(&self.inner.counters.stale_served);
+            self.inner.counters.count(Event::Stale);
             tracing::debug!(
                 subject = principal.subject(),
                 "upstream down: serving a stale verdict"
@@ -739,9 +775,11 @@ impl<V: RemoteVerifier> VerdictCache<V> {
     }
 
     fn unavailable(&self, e: &UpstreamError) -> AuthError {
-        let description = match self.inner.what {
-            "API key" => "the API key could not be verified right now",
-            "token" => "the token could not be verified right now",
+        let description = match self.inner.kind {
+            Some(CredentialKind::ApiKey) => "the API key could not be verified right now",
+            Some(CredentialKind::OpaqueToken | CredentialKind::Jwt) => {
+                "the token could not be verified right now"
+            }
             _ => "the credential could not be verified right now",
         };
         AuthError::unavailable(
@@ -769,7 +807,7 @@ impl<V: RemoteVerifier> VerdictCache<V> {
             }
             Stored::Refused(refusal) => Err(refusal),
         };
-        bump(&self.inner.counters.store_hits);
+        self.inner.counters.count(Event::StoreHit);
         Some(verdict)
     }
 
@@ -786,13 +824,13 @@ impl<V: RemoteVerifier> VerdictCache<V> {
             Err(e) => {
                 // Refused by an open breaker: no call was made.
                 if !matches!(e, UpstreamError::Unavailable { .. }) {
-                    bump(&counters.upstream_calls);
+                    counters.count(Event::UpstreamCall);
                 }
                 counters.error(&e);
                 return Err(e);
             }
         };
-        bump(&counters.upstream_calls);
+        counters.count(Event::UpstreamCall);
         counters.outcome(&verdict);
         let Some(digest) = digest else {
             return Ok(verdict);
@@ -877,7 +915,7 @@ pub struct VerdictCacheBuilder<V> {
     policy: CachePolicy,
     store: Option<Arc<dyn DynStore>>,
     retry_after: Duration,
-    what: &'static str,
+    kind: Option<CredentialKind>,
 }
 
 impl<V: RemoteVerifier> VerdictCacheBuilder<V> {
@@ -900,10 +938,11 @@ impl<V: RemoteVerifier> VerdictCacheBuilder<V> {
         self
     }
 
-    /// What the credentials are called in the 503's description: `"API key"`, `"token"`
-    /// (default: `"credential"`).
-    pub fn credentials_called(mut self, what: &'static str) -> Self {
-        self.what = what;
+    /// The kind of credential judged (default: none): it names them in the 503's
+    /// description ("the API key could not be verified right now") and is the `kind` label
+    /// of the engine's metrics (`other` when unset).
+    pub fn credential_kind(mut self, kind: CredentialKind) -> Self {
+        self.kind = Some(kind);
         self
     }
 
@@ -916,8 +955,11 @@ impl<V: RemoteVerifier> VerdictCacheBuilder<V> {
                 policy: self.policy,
                 store: self.store,
                 retry_after: self.retry_after,
-                what: self.what,
-                counters: Counters::default(),
+                kind: self.kind,
+                counters: Counters {
+                    kind: self.kind.map_or("other", CredentialKind::name),
+                    ..Counters::default()
+                },
             }),
         }
     }

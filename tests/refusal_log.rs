@@ -1,0 +1,84 @@
+//! Refusal logs and the authentication span, through real HTTP: `RefusalLog::info_every`
+//! writes one `info` line per reason per interval, the rest at `debug`; the
+//! `tollgate.authenticate` span closes with the outcome; nothing secret is logged.
+
+use std::time::Duration;
+
+use tollgate::apikey::{ApiKeyAuth, UnkeyVerifier};
+use tollgate::{AuthLayer, RefusalLog};
+use tollgate_testkit::{MockKey, MockKeyService, ProtectedApp};
+
+const READER: &str = "sk_live_reader_0123456789";
+const UNKNOWN: &str = "sk_live_unknown_0123456789";
+
+/// Log lines of one test: a subscriber for this thread (the test's runtime has one).
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_logged_at_info_once_per_reason_per_interval_and_spans_say_why() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let keys = MockKeyService::start().await;
+    keys.add_key(READER, MockKey::new("key_reader_id"));
+    let api_keys =
+        ApiKeyAuth::builder(UnkeyVerifier::new("root").base_url(keys.unkey_base_url())).build();
+    let layer =
+        AuthLayer::new(api_keys).refusal_log(RefusalLog::info_every(Duration::from_secs(3600)));
+    let app = ProtectedApp::start(layer).await;
+    for _ in 0..3 {
+        assert_eq!(app.get().send().await.unwrap().status(), 401);
+        let refused = app.with_header("x-api-key", UNKNOWN).await;
+        assert_eq!(refused.status(), 401);
+    }
+    assert_eq!(app.with_header("x-api-key", READER).await.status(), 200);
+
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let info: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" INFO ") && l.contains("request refused"))
+        .collect();
+    // One line per reason in the hour, the first refusal of each.
+    assert_eq!(info.len(), 2, "{text}");
+    assert!(
+        info.iter()
+            .any(|l| l.contains("reason=\"missing_credential\"") && l.contains("refusals=1"))
+    );
+    assert!(
+        info.iter()
+            .any(|l| l.contains("reason=\"invalid_token\"") && l.contains("refusals=1"))
+    );
+    let debug = text
+        .lines()
+        .filter(|l| l.contains("DEBUG") && l.contains("request refused"))
+        .count();
+    assert_eq!(debug, 4, "{text}");
+    // The authentication's span, closed with its outcome.
+    assert!(
+        text.lines().any(|l| l.contains("tollgate.authenticate")
+            && l.contains("tollgate.outcome=\"authenticated\"")
+            && l.contains("tollgate.credential.kind=\"api_key\"")),
+        "{text}"
+    );
+    for secret in [READER, UNKNOWN] {
+        assert!(!text.contains(secret), "{secret} logged:\n{text}");
+    }
+}
