@@ -1,6 +1,7 @@
 //! A real tonic server on 127.0.0.1 behind tollgate's layers, called by a real tonic client
 //! over HTTP/2: refusals come back as gRPC statuses, scopes are checked per method, and the
 //! outbound `ClientAuthLayer` puts a client-credentials token on a tonic `Channel`.
+#![cfg(all(feature = "grpc", feature = "client"))]
 
 use std::time::Duration;
 

@@ -19,6 +19,7 @@ use tollgate::{Claims, RequireScopes, scopes};
 const AUDIENCE: &str = "https://api.tollgate.test";
 const OTHER_AUDIENCE: &str = "https://other.tollgate.test";
 /// The resource whose access tokens the provider makes opaque.
+#[cfg(feature = "introspect")]
 const OPAQUE_AUDIENCE: &str = "https://opaque.tollgate.test";
 
 scopes! {

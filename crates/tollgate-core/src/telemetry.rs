@@ -234,14 +234,18 @@ impl<K, M: Metric> Family<K, M> {
 
 /// One series registered the first time it is used: for a metric whose labels are fixed
 /// when it is made (an engine's `kind`, a result), so a use costs an atomic load.
-pub struct Lazy<M = Counter>(#[cfg(feature = "metrics")] std::sync::OnceLock<M>);
+pub struct Lazy<M = Counter> {
+    #[cfg(feature = "metrics")]
+    cell: std::sync::OnceLock<M>,
+    #[cfg(not(feature = "metrics"))]
+    cell: std::marker::PhantomData<fn() -> M>,
+}
 
 impl<M> Default for Lazy<M> {
     fn default() -> Self {
-        Lazy(
-            #[cfg(feature = "metrics")]
-            std::sync::OnceLock::new(),
-        )
+        Lazy {
+            cell: Default::default(),
+        }
     }
 }
 
@@ -257,6 +261,6 @@ impl<M: Metric> Lazy<M> {
     #[allow(unused_variables)]
     pub fn with(&self, name: &'static str, labels: impl FnOnce() -> Labels, f: impl FnOnce(&M)) {
         #[cfg(feature = "metrics")]
-        f(self.0.get_or_init(|| M::register(name, labels())));
+        f(self.cell.get_or_init(|| M::register(name, labels())));
     }
 }
