@@ -4,14 +4,18 @@
 #![cfg(feature = "metrics")]
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tollgate::apikey::{ApiKeyAuth, UnkeyVerifier};
 use tollgate::jwt::{Issuer, JwtAuth};
-use tollgate::{AuthLayer, Authenticator, RequireScopes, scopes};
+use tollgate::{
+    AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal,
+    RequireScopes, scopes,
+};
 use tollgate_testkit::{DEFAULT_AUDIENCE, Fault, MockIdp, MockKey, MockKeyService, serve};
 
 scopes! {
@@ -23,6 +27,14 @@ const READER: &str = "sk_live_reader_0123456789";
 const LIMITED: &str = "sk_live_limited_0123456789";
 const UNKNOWN: &str = "sk_live_unknown_0123456789";
 const SUBJECT: &str = "alice-the-subject";
+
+/// The process's recorder, installed once for the tests of this file.
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().unwrap())
+        .clone()
+}
 
 /// The series of a scrape, by name and labels as rendered, with their values.
 fn series(scrape: &str) -> HashMap<&str, f64> {
@@ -38,7 +50,7 @@ fn series(scrape: &str) -> HashMap<&str, f64> {
 
 #[tokio::test]
 async fn metrics_of_every_outcome_are_scraped_from_a_real_endpoint() {
-    let prometheus = PrometheusBuilder::new().install_recorder().unwrap();
+    let prometheus = prometheus();
     let keys = MockKeyService::start().await;
     keys.add_key(
         READER,
@@ -206,4 +218,65 @@ async fn metrics_of_every_outcome_are_scraped_from_a_real_endpoint() {
             "{secret} in the scrape:\n{scrape}"
         );
     }
+}
+
+/// Refuses every request, naming as its issuer the tenant the request says: a label value
+/// that is not bounded, as a careless custom authenticator would make one.
+struct PerTenant;
+
+impl Authenticator for PerTenant {
+    async fn authenticate(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<Option<Principal>, AuthError> {
+        let tenant = parts.headers["x-tenant"].to_str().unwrap();
+        Err(AuthError::invalid_token("no")
+            .with_origin(CredentialKind::Other("tenant"), Some(Arc::from(tenant))))
+    }
+
+    fn credential_source(&self) -> CredentialSource {
+        CredentialSource::header(http::HeaderName::from_static("x-tenant"))
+    }
+}
+
+#[tokio::test]
+async fn metrics_labels_stay_bounded_when_an_authenticator_names_unbounded_issuers() {
+    let prometheus = prometheus();
+    let app = Router::new()
+        .route("/", get(|| async { "never" }))
+        .layer(AuthLayer::new(PerTenant))
+        .route(
+            "/metrics",
+            get(move || {
+                let prometheus = prometheus.clone();
+                async move { prometheus.render() }
+            }),
+        );
+    let base = format!("http://{}", serve(app).await);
+    let http = reqwest::Client::new();
+    for tenant in 0..40 {
+        let res = http
+            .get(&base)
+            .header("x-tenant", format!("tenant-{tenant}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let scrape = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let values = series(&scrape);
+    let tenants = values
+        .keys()
+        .filter(|name| name.contains("kind=\"tenant\""))
+        .count();
+    assert_eq!(tenants, 32, "{scrape}");
+    let other = "tollgate_decisions_total{outcome=\"refused\",reason=\"invalid_token\",kind=\"other\",issuer=\"other\"}";
+    assert_eq!(values.get(other), Some(&8.0), "{scrape}");
 }

@@ -1,11 +1,11 @@
 //! What the layer decided for a request: counted (`tollgate_decisions_total`), traced (the
 //! `tollgate.authenticate` span) and, for refusals, logged as [`RefusalLog`] says.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::telemetry::Family;
+use crate::telemetry::{Counter, Labels, Lazy};
 use crate::{AuthError, CredentialKind, ErrorKind, Principal};
 
 /// How the layer logs refusals, through `tracing` (target `tollgate_core::layer`).
@@ -48,71 +48,87 @@ impl RefusalLog {
     }
 }
 
-/// The outcomes a decision is counted under.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Decision {
-    /// `None`: authenticated (or let through anonymously when `anonymous`).
-    refused: Option<ErrorKind>,
-    anonymous: bool,
-    kind: Option<CredentialKind>,
-    issuer: Option<Arc<str>>,
+/// What the layer decided for a request: the `outcome` and `reason` labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Authenticated,
+    /// Let through without a credential (optional mode).
+    Anonymous,
+    Refused(ErrorKind),
 }
 
-impl Decision {
-    pub(crate) fn authenticated(principal: &Principal) -> Self {
-        Decision {
-            refused: None,
-            anonymous: false,
-            kind: Some(principal.kind()),
-            issuer: principal.shared_issuer().cloned(),
+impl Outcome {
+    const COUNT: usize = 2 + REASONS;
+
+    fn index(self) -> usize {
+        match self {
+            Outcome::Authenticated => 0,
+            Outcome::Anonymous => 1,
+            Outcome::Refused(kind) => 2 + slot(kind),
         }
     }
 
-    pub(crate) fn anonymous() -> Self {
-        Decision {
-            refused: None,
-            anonymous: true,
-            kind: None,
-            issuer: None,
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Authenticated => "authenticated",
+            Outcome::Anonymous => "anonymous",
+            Outcome::Refused(ErrorKind::RateLimited) => "rate_limited",
+            Outcome::Refused(ErrorKind::Unavailable) => "unavailable",
+            Outcome::Refused(_) => "refused",
         }
     }
 
-    /// A refusal; `by` is the principal a check behind the layer refused, if any.
-    pub(crate) fn refused(e: &AuthError, by: Option<&Decision>) -> Self {
-        let (kind, issuer) = match by {
-            Some(by) => (by.kind, by.issuer.clone()),
-            None => match e.origin() {
-                Some((kind, issuer)) => (Some(*kind), issuer.clone()),
-                None => (None, None),
-            },
-        };
-        Decision {
-            refused: Some(e.kind()),
-            anonymous: false,
+    fn reason(self) -> &'static str {
+        match self {
+            Outcome::Refused(kind) => reason(kind),
+            _ => "none",
+        }
+    }
+}
+
+/// Who decided: a credential kind and its configured issuer, with the counter of each
+/// outcome for them, registered on first use.
+#[derive(Debug)]
+pub(crate) struct Origin {
+    kind: Option<CredentialKind>,
+    issuer: Option<Arc<str>>,
+    /// Past [`Decisions::ORIGINS`], the one origin whose kind and issuer labels say `other`.
+    overflow: bool,
+    counters: [Lazy; Outcome::COUNT],
+}
+
+impl Origin {
+    fn new(kind: Option<CredentialKind>, issuer: Option<Arc<str>>, overflow: bool) -> Self {
+        Origin {
             kind,
             issuer,
+            overflow,
+            counters: Default::default(),
         }
     }
 
-    fn outcome(&self) -> &'static str {
-        match self.refused {
-            None if self.anonymous => "anonymous",
-            None => "authenticated",
-            Some(ErrorKind::RateLimited) => "rate_limited",
-            Some(ErrorKind::Unavailable) => "unavailable",
-            Some(_) => "refused",
-        }
+    fn is(&self, kind: Option<CredentialKind>, issuer: Option<&Arc<str>>) -> bool {
+        self.kind == kind
+            && match (&self.issuer, issuer) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                _ => false,
+            }
     }
 
-    fn labels(&self) -> crate::telemetry::Labels {
-        vec![
-            ("outcome", self.outcome().into()),
-            ("reason", self.refused.map_or("none", reason).into()),
-            (
-                "kind",
-                self.kind.map_or("none", CredentialKind::name).into(),
+    fn labels(&self, outcome: Outcome) -> Labels {
+        let (kind, issuer) = match self.overflow {
+            true => ("other", "other"),
+            false => (
+                self.kind.map_or("none", CredentialKind::name),
+                self.issuer.as_deref().unwrap_or(""),
             ),
-            ("issuer", self.issuer.as_deref().unwrap_or("").into()),
+        };
+        vec![
+            ("outcome", outcome.name().into()),
+            ("reason", outcome.reason().into()),
+            ("kind", kind.into()),
+            ("issuer", issuer.into()),
         ]
     }
 }
@@ -129,7 +145,10 @@ fn reason(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// Where a reason's sampling state is kept.
+/// How many reasons there are: [`slot`]'s range.
+const REASONS: usize = 6;
+
+/// Where a reason's counter and sampling state are kept.
 fn slot(kind: ErrorKind) -> usize {
     match kind {
         ErrorKind::MissingCredential => 0,
@@ -144,19 +163,26 @@ fn slot(kind: ErrorKind) -> usize {
 /// Counts and logs one layer's decisions.
 #[derive(Debug)]
 pub(crate) struct Decisions {
-    counters: Family<Decision>,
+    /// Filled in the order origins are first seen, then scanned: a layer sees one or two, and
+    /// a scan of set cells costs less than hashing a label set per request.
+    origins: [OnceLock<Origin>; Decisions::ORIGINS],
+    overflow: Origin,
     log: RefusalLog,
     started: Instant,
     /// Per reason: when (ms since `started`, plus one) the last `info` line was written, and
     /// the refusals since.
-    last_info: [AtomicU64; 6],
-    since: [AtomicU64; 6],
+    last_info: [AtomicU64; REASONS],
+    since: [AtomicU64; REASONS],
 }
 
 impl Decisions {
+    /// Most (credential kind, issuer) pairs counted apart; the rest are counted as `other`.
+    const ORIGINS: usize = 32;
+
     pub(crate) fn new(log: RefusalLog) -> Self {
         Decisions {
-            counters: Family::counters("tollgate_decisions_total"),
+            origins: Default::default(),
+            overflow: Origin::new(None, None, true),
             log,
             started: Instant::now(),
             last_info: Default::default(),
@@ -164,23 +190,56 @@ impl Decisions {
         }
     }
 
-    /// Whether a decision is looked at: counted, or recorded on an enabled span. When not,
-    /// nothing is built for it.
+    /// Whether decisions are looked at: counted, or recorded on an enabled span. When not,
+    /// nothing is looked up for them.
     pub(crate) fn wanted(&self, span: &tracing::Span) -> bool {
         cfg!(feature = "metrics") || !span.is_disabled()
     }
 
-    /// Counts `decision` and records it on the authentication's `span`.
-    pub(crate) fn count(&self, span: &tracing::Span, decision: Decision) {
-        span.record("tollgate.outcome", decision.outcome());
-        if let Some(kind) = decision.kind {
-            span.record("tollgate.credential.kind", kind.name());
+    /// The origin of `kind` and `issuer`.
+    pub(crate) fn origin(
+        &self,
+        kind: Option<CredentialKind>,
+        issuer: Option<&Arc<str>>,
+    ) -> &Origin {
+        for cell in &self.origins {
+            let origin = cell.get_or_init(|| Origin::new(kind, issuer.cloned(), false));
+            if origin.is(kind, issuer) {
+                return origin;
+            }
         }
-        if let Some(issuer) = &decision.issuer {
-            span.record("tollgate.issuer", &**issuer);
+        &self.overflow
+    }
+
+    /// Where a principal came from.
+    pub(crate) fn origin_of(&self, principal: &Principal) -> &Origin {
+        self.origin(Some(principal.kind()), principal.shared_issuer())
+    }
+
+    /// Where a refusal came from, as its authenticator said.
+    pub(crate) fn origin_of_refusal(&self, e: &AuthError) -> &Origin {
+        match e.origin() {
+            Some((kind, issuer)) => self.origin(Some(*kind), issuer.as_ref()),
+            None => self.origin(None, None),
         }
-        self.counters
-            .with(decision, Decision::labels, |c| c.increment());
+    }
+
+    /// Counts `outcome` of `origin` and records both on the authentication's `span`.
+    pub(crate) fn count(&self, span: &tracing::Span, origin: &Origin, outcome: Outcome) {
+        if !span.is_disabled() {
+            span.record("tollgate.outcome", outcome.name());
+            if let Some(kind) = origin.kind {
+                span.record("tollgate.credential.kind", kind.name());
+            }
+            if let Some(issuer) = &origin.issuer {
+                span.record("tollgate.issuer", &**issuer);
+            }
+        }
+        origin.counters[outcome.index()].with(
+            "tollgate_decisions_total",
+            || origin.labels(outcome),
+            Counter::increment,
+        );
     }
 
     /// Logs a refusal as the [`RefusalLog`] says.

@@ -134,9 +134,10 @@ pub struct AuthError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<Scopes>,
     /// Who refused, for metrics and traces; set by the authenticator on the way out, so not
-    /// stored with a cached refusal.
+    /// stored with a cached refusal. Boxed: every `Result<Principal, AuthError>` is moved
+    /// through the layer, and an inline origin made each move a `memcpy`.
     #[serde(skip)]
-    origin: Option<(CredentialKind, Option<Arc<str>>)>,
+    origin: Option<Box<(CredentialKind, Option<Arc<str>>)>>,
 }
 
 impl AuthError {
@@ -214,18 +215,18 @@ impl AuthError {
     /// assert_eq!(err.issuer(), Some("https://idp.example"));
     /// ```
     pub fn with_origin(mut self, kind: CredentialKind, issuer: Option<Arc<str>>) -> Self {
-        self.origin = Some((kind, issuer));
+        self.origin = Some(Box::new((kind, issuer)));
         self
     }
 
     /// The credential kind that refused, if the authenticator said
     /// ([`with_origin`](Self::with_origin)).
     pub fn credential_kind(&self) -> Option<CredentialKind> {
-        self.origin.as_ref().map(|(kind, _)| *kind)
+        self.origin.as_ref().map(|origin| origin.0)
     }
 
     pub(crate) fn origin(&self) -> Option<&(CredentialKind, Option<Arc<str>>)> {
-        self.origin.as_ref()
+        self.origin.as_deref()
     }
 
     /// The configured issuer that refused, if the authenticator said.

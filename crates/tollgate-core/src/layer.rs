@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use tracing::Instrument;
 
-use crate::decision::{self, Decision, Decisions};
+use crate::decision::{self, Decisions, Outcome};
 use crate::settings::{Refused, SettingsHandle};
 use crate::{
     AuthBody, AuthError, AuthSettings, Authenticator, CredentialSource, ErrorFormat, RefusalLog,
@@ -252,18 +252,26 @@ where
             inner: Box::pin(async move {
                 let mut private = false;
                 let span = decision::span();
+                // Who decided and how, counted once the inner service has answered.
                 let mut decided = None;
                 if !(shared.options.allow_cors_preflight && is_cors_preflight(&parts)) {
-                    let verdict = shared
-                        .authenticator
-                        .authenticate(&parts)
-                        .instrument(span.clone())
-                        .await;
+                    // Wrapped only when traced: the wrapper moves the authenticator's future,
+                    // a copy of a few hundred bytes every request would pay for nothing.
+                    let authenticator = &shared.authenticator;
+                    let verdict = if span.is_disabled() {
+                        authenticator.authenticate(&parts).await
+                    } else {
+                        authenticator
+                            .authenticate(&parts)
+                            .instrument(span.clone())
+                            .await
+                    };
                     let wanted = shared.decisions.wanted(&span);
                     let refusal = match verdict {
                         Ok(Some(principal)) => {
                             if wanted {
-                                decided = Some(Decision::authenticated(&principal));
+                                let origin = shared.decisions.origin_of(&principal);
+                                decided = Some((origin, Outcome::Authenticated));
                             }
                             private = shared.source.used_query(&parts);
                             shared
@@ -279,7 +287,8 @@ where
                         }
                         Ok(None) if shared.options.optional => {
                             if wanted {
-                                decided = Some(Decision::anonymous());
+                                decided =
+                                    Some((shared.decisions.origin(None, None), Outcome::Anonymous));
                             }
                             None
                         }
@@ -288,7 +297,10 @@ where
                     };
                     if let Some(e) = refusal {
                         if wanted {
-                            shared.decisions.count(&span, Decision::refused(&e, None));
+                            let origin = shared.decisions.origin_of_refusal(&e);
+                            shared
+                                .decisions
+                                .count(&span, origin, Outcome::Refused(e.kind()));
                         }
                         shared.decisions.log(&e);
                         let res = shared.settings.render(&e, &parts.headers);
@@ -304,16 +316,16 @@ where
                 if let Some(refused) = res.extensions_mut().remove::<Refused>() {
                     // A refusal from behind (a scope check, an extractor): in this layer's
                     // format and challenges, counted as this request's decision.
-                    if let Some(by) = &decided {
-                        let decision = Decision::refused(&refused.error, Some(by));
-                        shared.decisions.count(&span, decision);
+                    if let Some((origin, _)) = decided {
+                        let outcome = Outcome::Refused(refused.error.kind());
+                        shared.decisions.count(&span, origin, outcome);
                     }
                     shared.decisions.log(&refused.error);
                     let res = shared.settings.render(&refused.error, &refused.headers);
                     return Ok(res.map(AuthBody::refusal));
                 }
-                if let Some(decision) = decided {
-                    shared.decisions.count(&span, decision);
+                if let Some((origin, outcome)) = decided {
+                    shared.decisions.count(&span, origin, outcome);
                 }
                 if private && res.status().is_success() {
                     // RFC 6750 §2.3: answers to query-authenticated requests are private.

@@ -15,6 +15,9 @@
 //! - [`ScopeSet`] / [`scopes!`], [`RequireScopesLayer`] and [`ScopePolicy`]: scope checks for
 //!   any tower service; with the `axum` feature, the extractors [`RequireScopes`],
 //!   [`RequireAnyScope`], [`Claims`] and `Principal` itself ([`extract`]).
+//! - [`telemetry`]: what tollgate counts, through the `metrics` facade (feature `metrics`),
+//!   and [`RefusalLog`]: how the layer logs refusals. Each authentication runs in a
+//!   `tollgate.authenticate` span.
 //!
 //! ```
 //! use std::convert::Infallible;
