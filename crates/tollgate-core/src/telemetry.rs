@@ -136,9 +136,8 @@ opaque_debug!(Counter, Gauge, Histogram);
 /// a series whose every label is `other`.
 pub struct Family<K, M = Counter> {
     name: &'static str,
-    // foldhash: a lookup per request, of a few bytes; SipHash would be half the cost.
     #[cfg(feature = "metrics")]
-    series: arc_swap::ArcSwap<Series<K, M>>,
+    series: arc_swap::ArcSwap<HashMap<K, M>>,
     #[cfg(not(feature = "metrics"))]
     series: std::marker::PhantomData<fn(K) -> M>,
 }
@@ -148,9 +147,6 @@ impl<K, M> fmt::Debug for Family<K, M> {
         f.debug_struct("Family").field("name", &self.name).finish()
     }
 }
-
-#[cfg(feature = "metrics")]
-type Series<K, M> = HashMap<K, M, foldhash::fast::RandomState>;
 
 /// What a [`Family`] can hold.
 pub trait Metric: Clone {
@@ -221,7 +217,7 @@ impl<K: Hash + Eq + Clone, M: Metric> Family<K, M> {
         // Two first uses at once register the same series twice: the recorder hands back the
         // same one, so either copy counts in the same place.
         self.series.rcu(|series| {
-            let mut series = Series::clone(series);
+            let mut series = HashMap::clone(series);
             series.insert(key.clone(), m.clone());
             series
         });
