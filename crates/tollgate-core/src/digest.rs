@@ -37,6 +37,11 @@ impl CredentialDigest {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The digest whose bytes are `bytes` (one received from another replica, say).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        CredentialDigest(bytes)
+    }
 }
 
 impl Hash for CredentialDigest {

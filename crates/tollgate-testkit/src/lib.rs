@@ -14,6 +14,8 @@
 //!   [`unreachable_url`]: a URL where nothing listens.
 //! - [`grpc`] (feature `grpc`): a small tonic service and client, for tests of tollgate's
 //!   layers in front of gRPC.
+//! - [`RedisServer`]: a real `redis-server` of the test's own, stopped and started again at
+//!   will.
 //! - [`alternating`] and [`quartiles`]: two operations timed in alternating rounds, for
 //!   benchmarks on machines that drift more than the effect measured.
 //!
@@ -42,10 +44,12 @@ pub mod grpc;
 mod idp;
 mod key_service;
 mod paired;
+mod redis;
 mod server;
 
 pub use app::ProtectedApp;
 pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, OpaqueTokenBuilder, SigningKey, TokenBuilder};
 pub use key_service::{Fault, MockKey, MockKeyService};
 pub use paired::{alternating, quartiles};
+pub use redis::RedisServer;
 pub use server::{serve, unreachable_url};

@@ -8,7 +8,8 @@
 //!   exact-issuer check.
 //! - [`VerdictCache`]: the engine for credentials an upstream judges (API keys, opaque
 //!   tokens): single flight, TTLs capped by expiry, bounded refusals, stale-while-revalidate,
-//!   serve-stale-on-error ([`CachePolicy`]), and an optional shared [`VerdictStore`].
+//!   serve-stale-on-error ([`CachePolicy`]), and an optional shared [`VerdictStore`] that
+//!   can make the engine's [`LocalVerdicts`] forget what another replica revoked.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,6 @@ pub use breaker::{Breaker, BreakerPolicy, Permit};
 pub use discovery::{DiscoveryError, ServerMetadata};
 pub use fetch::{DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, Fetched, Upstream, UpstreamError, parse_json};
 pub use verdicts::{
-    CachePolicy, DEFAULT_RETRY_AFTER, Outcomes, RemoteVerifier, SharedStore, Stats, UpstreamErrors,
-    VerdictCache, VerdictCacheBuilder, VerdictStore,
+    BoxFuture, CachePolicy, DEFAULT_RETRY_AFTER, LocalVerdicts, Outcomes, RemoteVerifier,
+    SharedStore, Stats, UpstreamErrors, VerdictCache, VerdictCacheBuilder, VerdictStore,
 };

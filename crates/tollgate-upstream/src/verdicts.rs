@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
@@ -168,9 +168,27 @@ pub trait VerdictStore: Send + Sync + 'static {
     fn invalidate(&self, key: &CredentialDigest) -> impl Future<Output = ()> + Send;
     /// Forgets every key.
     fn invalidate_all(&self) -> impl Future<Output = ()> + Send;
+    /// Called once by each engine built with this store, with the engine's local verdicts:
+    /// a store that tells replicas of a revocation (a fleet's fan-out) keeps them to forget
+    /// entries there. The reference is weak: a dropped engine is simply skipped. The default
+    /// keeps nothing.
+    fn attach(&self, local: Weak<dyn LocalVerdicts>) {
+        let _ = local;
+    }
 }
 
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// An engine's local verdicts, as a [`VerdictStore`] sees them: what a revocation published
+/// by another replica makes this one forget.
+pub trait LocalVerdicts: Send + Sync {
+    /// Forgets what is cached here about the credential of `digest`.
+    fn forget<'a>(&'a self, digest: &'a CredentialDigest) -> BoxFuture<'a, ()>;
+    /// Forgets everything cached here (what a replica cannot prove is current after it
+    /// missed messages).
+    fn forget_all(&self);
+}
+
+/// A boxed future, for the object-safe [`LocalVerdicts`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The object-safe twin of [`VerdictStore`], so the engine needs no type parameter for it.
 trait DynStore: Send + Sync {
@@ -179,6 +197,7 @@ trait DynStore: Send + Sync {
     -> BoxFuture<'a, ()>;
     fn invalidate<'a>(&'a self, key: &'a CredentialDigest) -> BoxFuture<'a, ()>;
     fn invalidate_all(&self) -> BoxFuture<'_, ()>;
+    fn attach(&self, local: Weak<dyn LocalVerdicts>);
 }
 
 impl<S: VerdictStore> DynStore for S {
@@ -198,6 +217,9 @@ impl<S: VerdictStore> DynStore for S {
     }
     fn invalidate_all(&self) -> BoxFuture<'_, ()> {
         Box::pin(VerdictStore::invalidate_all(self))
+    }
+    fn attach(&self, local: Weak<dyn LocalVerdicts>) {
+        VerdictStore::attach(self, local)
     }
 }
 
@@ -232,6 +254,9 @@ impl VerdictStore for SharedStore {
     }
     async fn invalidate_all(&self) {
         self.0.invalidate_all().await
+    }
+    fn attach(&self, local: Weak<dyn LocalVerdicts>) {
+        self.0.attach(local)
     }
 }
 
@@ -504,6 +529,40 @@ impl Local {
     }
 }
 
+impl Local {
+    async fn forget(&self, digest: &CredentialDigest) {
+        self.valid.invalidate(digest).await;
+        self.refused.invalidate(digest).await;
+        if let Some(fresh) = &self.fresh {
+            fresh.invalidate(digest).await;
+        }
+        if let Some(last_good) = &self.last_good {
+            last_good.invalidate(digest).await;
+        }
+    }
+
+    fn forget_all(&self) {
+        self.valid.invalidate_all();
+        self.refused.invalidate_all();
+        if let Some(fresh) = &self.fresh {
+            fresh.invalidate_all();
+        }
+        if let Some(last_good) = &self.last_good {
+            last_good.invalidate_all();
+        }
+    }
+}
+
+impl LocalVerdicts for Local {
+    fn forget<'a>(&'a self, digest: &'a CredentialDigest) -> BoxFuture<'a, ()> {
+        Box::pin(Local::forget(self, digest))
+    }
+
+    fn forget_all(&self) {
+        Local::forget_all(self)
+    }
+}
+
 /// Why a miss has no principal: a refusal (shared by every request waiting on the call), or
 /// an upstream failure.
 enum Failure {
@@ -553,7 +612,7 @@ impl<V> Clone for VerdictCache<V> {
 struct Engine<V> {
     verifier: V,
     policy: CachePolicy,
-    local: Option<Local>,
+    local: Option<Arc<Local>>,
     store: Option<Arc<dyn DynStore>>,
     retry_after: Duration,
     /// What the credentials are, for messages and the `kind` label.
@@ -650,28 +709,14 @@ impl<V: RemoteVerifier> VerdictCache<V> {
     /// Forgets `digest` locally only (what a fleet's fan-out asks of each replica).
     pub async fn forget(&self, digest: &CredentialDigest) {
         if let Some(local) = &self.inner.local {
-            local.valid.invalidate(digest).await;
-            local.refused.invalidate(digest).await;
-            if let Some(fresh) = &local.fresh {
-                fresh.invalidate(digest).await;
-            }
-            if let Some(last_good) = &local.last_good {
-                last_good.invalidate(digest).await;
-            }
+            local.forget(digest).await;
         }
     }
 
     /// Forgets everything locally only.
     pub fn forget_all(&self) {
         if let Some(local) = &self.inner.local {
-            local.valid.invalidate_all();
-            local.refused.invalidate_all();
-            if let Some(fresh) = &local.fresh {
-                fresh.invalidate_all();
-            }
-            if let Some(last_good) = &local.last_good {
-                last_good.invalidate_all();
-            }
+            local.forget_all();
         }
     }
 
@@ -948,10 +993,18 @@ impl<V: RemoteVerifier> VerdictCacheBuilder<V> {
 
     /// Finishes the engine.
     pub fn build(self) -> VerdictCache<V> {
+        let local = self
+            .policy
+            .enabled
+            .then(|| Arc::new(Local::new(&self.policy)));
+        if let (Some(store), Some(local)) = (&self.store, &local) {
+            let local: Arc<dyn LocalVerdicts> = local.clone();
+            store.attach(Arc::downgrade(&local));
+        }
         VerdictCache {
             inner: Arc::new(Engine {
                 verifier: self.verifier,
-                local: self.policy.enabled.then(|| Local::new(&self.policy)),
+                local,
                 policy: self.policy,
                 store: self.store,
                 retry_after: self.retry_after,

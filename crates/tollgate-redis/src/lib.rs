@@ -1,0 +1,18 @@
+//! A fleet of tollgate replicas on one Redis, not N strangers.
+//!
+//! - [`RedisStore`]: the verdict engine's second-level store (`VerdictStore`) for API keys
+//!   and introspected tokens: a key verified on one replica is known to all, and
+//!   `invalidate(..)` on any of them is told to every other over pub/sub. Built with
+//!   [`RedisStore::builder`].
+//! - What Redis holds is keyed and sealed by a secret of yours (the `seal` module): no
+//!   credential in a dump, no principal minted by a forged entry.
+//!
+//! Redis is never the reason a request fails: down, slow or answering garbage, it is a miss,
+//! and requests go to the key service as without it.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod seal;
+mod store;
+
+pub use store::{DEFAULT_TIMEOUT, RedisStore, RedisStoreBuilder, RedisStoreError};

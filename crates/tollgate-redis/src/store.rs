@@ -1,0 +1,430 @@
+//! [`RedisStore`]: verdicts shared by a fleet of replicas, and revocations told to all of
+//! them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tollgate_core::CredentialDigest;
+use tollgate_upstream::{Breaker, BreakerPolicy, LocalVerdicts, VerdictStore};
+
+use crate::seal::Seal;
+
+/// Why a [`RedisStore`] could not be built. Redis being down is not one of them: the store
+/// connects in the background and, until it can, every request is served as without it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisStoreError {
+    /// The URL is not a Redis URL (`redis://`, `rediss://`, `redis+unix://`).
+    #[error("not a Redis URL: {0}")]
+    Url(String),
+    /// No secret, or one shorter than 32 bytes.
+    #[error("a secret of at least 32 bytes is required (RedisStore::builder(..).secret(..))")]
+    Secret,
+}
+
+/// Verdicts of API keys and introspected tokens shared by every replica through one Redis, and
+/// revocations told to all of them.
+///
+/// - A local miss asks Redis before the key service; a verdict from the key service is
+///   written there for as long as the local cache would keep it (never past the credential's
+///   expiry), so a key used on ten replicas costs one verification.
+/// - `invalidate(key)` / `invalidate_all()` on any replica deletes the shared entry and
+///   publishes the revocation: every replica drops its local entry. A replica that loses its
+///   connection drops all its local verdicts, since it may have missed revocations.
+/// - Keys are an HMAC of the credential's digest under your secret, values are sealed with
+///   it: a dump reveals no credential, and an entry written by anyone without the secret (or
+///   copied from another key, or replayed after its expiry) is never trusted.
+/// - Redis is a cache and a messenger, never the reason a request fails: each command waits
+///   at most [`timeout`](RedisStoreBuilder::timeout), a breaker stops asking while Redis is
+///   known to be down, and the client reconnects and resubscribes by itself.
+///
+/// One store serves several engines: pass clones to `ApiKeyAuth::builder(..).store(..)` and
+/// `Introspection::builder(..).store(..)`.
+///
+/// ```no_run
+/// use tollgate_redis::RedisStore;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::builder("redis://redis.internal:6379")
+///     .secret(std::env::var("TOLLGATE_REDIS_SECRET")?)
+///     .build()?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    redis: ConnectionManager,
+    seal: Seal,
+    /// Prefix of every key: `<namespace>:v:`.
+    keys: String,
+    /// The revocation channel: `<namespace>:revoked`.
+    channel: String,
+    timeout: Duration,
+    breaker: Breaker,
+    /// The local verdicts of the engines built with this store.
+    locals: Mutex<Vec<Weak<dyn LocalVerdicts>>>,
+    /// Subscribed to the revocation channel, as last heard.
+    listening: AtomicBool,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field(
+                "namespace",
+                &self.inner.channel.trim_end_matches(":revoked"),
+            )
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RedisStore`]; see [`RedisStore::builder`].
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    secret: Option<Vec<u8>>,
+    namespace: String,
+    timeout: Duration,
+    breaker: BreakerPolicy,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password, and the secret is one.
+        f.debug_struct("RedisStoreBuilder")
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default wait for one Redis command: a local miss pays it at most once, and the key
+/// service is asked next.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+impl RedisStore {
+    /// Starts building a store on the Redis at `url` (`redis://[:password@]host:port[/db]`,
+    /// `rediss://` for TLS is not built in: put the replicas and Redis on a private network).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            secret: None,
+            namespace: "tollgate".into(),
+            timeout: DEFAULT_TIMEOUT,
+            breaker: BreakerPolicy::default(),
+        }
+    }
+
+    /// Whether this replica hears revocations now: subscribed, and not disconnected since.
+    /// For a readiness check; while it is `false`, revocations published elsewhere are
+    /// missed, which is why a disconnection drops every local verdict.
+    pub fn is_listening(&self) -> bool {
+        self.inner.listening.load(Ordering::Relaxed)
+    }
+
+    fn key(&self, digest: &CredentialDigest) -> String {
+        format!("{}{}", self.inner.keys, self.inner.seal.key_id(digest))
+    }
+
+    /// Runs `command` against Redis within the timeout, unless the breaker says Redis is
+    /// down; `None` for every failure (logged), which callers treat as a miss.
+    async fn ask<T>(
+        &self,
+        what: &'static str,
+        command: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+    ) -> Option<T> {
+        let permit = self.inner.breaker.permit().ok()?;
+        let answer = self.send(what, self.inner.timeout, command).await;
+        match &answer {
+            Ok(_) => permit.succeeded(),
+            Err(timed_out) => permit.failed(*timed_out),
+        };
+        answer.ok()
+    }
+
+    /// Runs `command` within the timeout, past the breaker: for revocations, rare and worth
+    /// a try whatever the breaker remembers. `Err(timed out)` on a failure, logged.
+    async fn send<T>(
+        &self,
+        what: &'static str,
+        timeout: Duration,
+        command: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+    ) -> Result<T, bool> {
+        let mut redis = self.inner.redis.clone();
+        match tokio::time::timeout(timeout, command(&mut redis)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                tracing::warn!(command = what, error = %e, "Redis failed; served without it");
+                Err(false)
+            }
+            Err(_) => {
+                tracing::warn!(
+                    command = what,
+                    ?timeout,
+                    "Redis timed out; served without it"
+                );
+                Err(true)
+            }
+        }
+    }
+
+    async fn publish(&self, body: &[u8]) {
+        let message = self.inner.seal.seal_message(&self.inner.channel, body);
+        let channel = &self.inner.channel;
+        let published = self
+            .send("PUBLISH", self.inner.timeout, async |redis| {
+                redis.publish::<_, _, ()>(channel, message).await
+            })
+            .await;
+        if published.is_err() {
+            tracing::error!(
+                "a revocation could not be published: other replicas keep their local verdicts until these expire"
+            );
+        }
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The secret keys and values are derived from and sealed with: at least 32 random bytes,
+    /// the same on every replica (required). Changing it orphans what is stored (it expires
+    /// by its TTL), nothing worse.
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// The prefix of every key and of the revocation channel (default: `tollgate`): one per
+    /// fleet sharing a Redis.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How long one command may take before the request goes on without Redis (default:
+    /// 50 ms, [`DEFAULT_TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// When Redis is taken for down and left alone (default: [`BreakerPolicy::default`]: a
+    /// timeout, or 5 failures in a row, then one probe every 2 s).
+    pub fn breaker(mut self, policy: BreakerPolicy) -> Self {
+        self.breaker = policy;
+        self
+    }
+
+    /// Finishes the store and starts listening for revocations. Needs a Tokio runtime; does
+    /// not wait for Redis.
+    pub fn build(self) -> Result<RedisStore, RedisStoreError> {
+        let secret = self.secret.ok_or(RedisStoreError::Secret)?;
+        if secret.len() < Seal::MIN_SECRET {
+            return Err(RedisStoreError::Secret);
+        }
+        let url_error = || RedisStoreError::Url(redact(&self.url));
+        let info = self
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|_| url_error())?;
+        // RESP3: revocations arrive on the same connection as the commands, and the client
+        // resubscribes after a reconnect by itself.
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client =
+            redis::Client::open(info.set_redis_settings(settings)).map_err(|_| url_error())?;
+        let (pushes, received) = unbounded_channel();
+        let config = ConnectionManagerConfig::new()
+            .set_push_sender(pushes)
+            .set_automatic_resubscription()
+            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(250))))
+            .set_response_timeout(Some(self.timeout))
+            .set_max_delay(Duration::from_secs(2));
+        let redis =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|_| url_error())?;
+        let store = RedisStore {
+            inner: Arc::new(Inner {
+                redis,
+                seal: Seal::new(&secret),
+                keys: format!("{}:v:", self.namespace),
+                channel: format!("{}:revoked", self.namespace),
+                timeout: self.timeout,
+                breaker: Breaker::new("Redis", self.breaker),
+                locals: Mutex::new(Vec::new()),
+                listening: AtomicBool::new(false),
+            }),
+        };
+        tokio::spawn(listen(Arc::downgrade(&store.inner), received));
+        Ok(store)
+    }
+}
+
+/// The URL without its password, for an error message.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// How long `invalidate_all` may take to delete the shared entries.
+const INVALIDATE_ALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a revocation message says.
+const ALL: &[u8] = b"all";
+const ONE: &[u8] = b"one:";
+
+impl VerdictStore for RedisStore {
+    async fn get(&self, digest: &CredentialDigest) -> Option<Vec<u8>> {
+        let key = self.key(digest);
+        let value = self
+            .ask("GET", async |redis| {
+                redis.get::<_, Option<Vec<u8>>>(&key).await
+            })
+            .await??;
+        let verdict = self.inner.seal.open(&key, &value);
+        if verdict.is_none() {
+            tracing::warn!("a Redis entry not sealed with this fleet's secret was ignored");
+        }
+        verdict
+    }
+
+    async fn put(&self, digest: &CredentialDigest, verdict: Vec<u8>, ttl: Duration) {
+        let key = self.key(digest);
+        let value = self.inner.seal.seal(&key, &verdict, ttl);
+        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.ask("SET", async |redis| {
+            redis.pset_ex::<_, _, ()>(&key, value, ttl).await
+        })
+        .await;
+    }
+
+    async fn invalidate(&self, digest: &CredentialDigest) {
+        let key = self.key(digest);
+        let _ = self
+            .send("DEL", self.inner.timeout, async |redis| {
+                redis.del::<_, ()>(&key).await
+            })
+            .await;
+        self.publish(&[ONE, digest.as_bytes()].concat()).await;
+    }
+
+    async fn invalidate_all(&self) {
+        let pattern = format!("{}*", self.inner.keys);
+        // Every key of the namespace, a page at a time: an operator's action, given longer.
+        let _ = self
+            .send("SCAN and UNLINK", INVALIDATE_ALL_TIMEOUT, async |redis| {
+                let mut cursor = 0u64;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(redis)
+                        .await?;
+                    if !keys.is_empty() {
+                        redis.unlink::<_, ()>(keys).await?;
+                    }
+                    if next == 0 {
+                        return Ok(());
+                    }
+                    cursor = next;
+                }
+            })
+            .await;
+        self.publish(ALL).await;
+    }
+
+    fn attach(&self, local: Weak<dyn LocalVerdicts>) {
+        let mut locals = self.inner.locals.lock().unwrap_or_else(|e| e.into_inner());
+        locals.retain(|l| l.strong_count() > 0);
+        locals.push(local);
+    }
+}
+
+impl Inner {
+    /// The engines still alive (cloned out, so no lock is held while they forget).
+    fn locals(&self) -> Vec<Arc<dyn LocalVerdicts>> {
+        let locals = self.locals.lock().unwrap_or_else(|e| e.into_inner());
+        locals.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    fn forget_all(&self) {
+        self.locals().iter().for_each(|local| local.forget_all());
+    }
+}
+
+/// Subscribes to the revocation channel (until it succeeds), then applies what arrives. Ends
+/// when the store is dropped.
+async fn listen(store: Weak<Inner>, mut received: UnboundedReceiver<PushInfo>) {
+    let mut wait = Duration::from_millis(50);
+    loop {
+        let Some(inner) = store.upgrade() else { return };
+        let mut redis = inner.redis.clone();
+        if redis.subscribe(&inner.channel).await.is_ok() {
+            inner.listening.store(true, Ordering::Relaxed);
+            break;
+        }
+        drop(inner);
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
+    while let Some(push) = received.recv().await {
+        let Some(inner) = store.upgrade() else { return };
+        match push.kind {
+            // Revocations published while this replica was away are lost: what it holds
+            // locally can no longer be proven current.
+            PushKind::Disconnection => {
+                inner.listening.store(false, Ordering::Relaxed);
+                tracing::warn!("lost the connection to Redis: local verdicts dropped");
+                inner.forget_all();
+            }
+            // The client's resubscription after a reconnect, confirmed.
+            PushKind::Subscribe => inner.listening.store(true, Ordering::Relaxed),
+            PushKind::Message => apply(&inner, &push.data).await,
+            _ => {}
+        }
+    }
+}
+
+/// A `message` push: `[channel, payload]`.
+async fn apply(inner: &Inner, data: &[Value]) {
+    let [Value::BulkString(channel), Value::BulkString(payload)] = data else {
+        return;
+    };
+    if channel.as_slice() != inner.channel.as_bytes() {
+        return;
+    }
+    let Some(body) = inner.seal.open_message(&inner.channel, payload) else {
+        tracing::warn!("a revocation not sealed with this fleet's secret was ignored");
+        return;
+    };
+    if body == ALL {
+        inner.forget_all();
+    } else if let Some(digest) = body
+        .strip_prefix(ONE)
+        .and_then(|d| <[u8; 32]>::try_from(d).ok())
+    {
+        let digest = CredentialDigest::from_bytes(digest);
+        for local in inner.locals() {
+            local.forget(&digest).await;
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Three replicas (three tollgate stacks, each served on its own port) sharing one real
+//! `redis-server` started by the test, in front of one key service: verdicts shared,
+//! revocations fanned out, Redis killed and started again, forged entries refused.
+
+use std::time::{Duration, Instant};
+
+use tollgate_apikey::{ApiKeyAuth, UnkeyVerifier};
+use tollgate_client::ClientCredentials;
+use tollgate_core::AuthLayer;
+use tollgate_introspect::Introspection;
+use tollgate_redis::RedisStore;
+use tollgate_testkit::{
+    DEFAULT_AUDIENCE, MockIdp, MockKey, MockKeyService, ProtectedApp, RedisServer, quartiles,
+};
+
+const SECRET: &str = "a fleet secret of at least 32 bytes, from the environment";
+
+struct Replica {
+    auth: ApiKeyAuth<UnkeyVerifier>,
+    store: RedisStore,
+    app: ProtectedApp,
+}
+
+impl Replica {
+    async fn start(redis: &RedisServer, keys: &MockKeyService) -> Replica {
+        let store = RedisStore::builder(redis.url())
+            .secret(SECRET)
+            .build()
+            .unwrap();
+        let auth = ApiKeyAuth::builder(
+            UnkeyVerifier::new("root")
+                .base_url(keys.unkey_base_url())
+                .timeout(Duration::from_secs(2)),
+        )
+        .store(store.clone())
+        .build();
+        let app = ProtectedApp::start(AuthLayer::new(auth.clone())).await;
+        Replica { auth, store, app }
+    }
+
+    async fn status(&self, key: &str) -> u16 {
+        self.app
+            .with_header("x-api-key", key)
+            .await
+            .status()
+            .as_u16()
+    }
+}
+
+async fn fleet(redis: &RedisServer, keys: &MockKeyService) -> [Replica; 3] {
+    let replicas = [
+        Replica::start(redis, keys).await,
+        Replica::start(redis, keys).await,
+        Replica::start(redis, keys).await,
+    ];
+    listening(&replicas).await;
+    replicas
+}
+
+/// Waits until every replica hears revocations.
+async fn listening(replicas: &[Replica]) {
+    let all = until(Duration::from_secs(5), async || {
+        replicas.iter().all(|r| r.store.is_listening())
+    });
+    assert!(all.await.is_some(), "the replicas did not subscribe");
+}
+
+fn key(n: usize) -> String {
+    format!("sk_live_fleet_{n:04}_0123456789")
+}
+
+async fn until(deadline: Duration, mut done: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if done().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn fleet_one_key_used_on_three_replicas_costs_one_verification() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = MockKeyService::start().await;
+    keys.add_key(key(1), MockKey::new("key_1").permissions(["orders:read"]));
+    let [a, b, c] = fleet(&redis, &keys).await;
+
+    assert_eq!(a.status(&key(1)).await, 200);
+    assert_eq!(b.status(&key(1)).await, 200);
+    assert_eq!(c.status(&key(1)).await, 200);
+    assert_eq!(keys.requests(), 1, "B and C found A's verdict in Redis");
+    assert_eq!(
+        (b.auth.stats().store_hits, c.auth.stats().store_hits),
+        (1, 1)
+    );
+
+    // A refusal is shared too (for its short negative TTL).
+    assert_eq!(a.status("sk_live_unknown_0123456789").await, 401);
+    assert_eq!(b.status("sk_live_unknown_0123456789").await, 401);
+    assert_eq!(keys.requests(), 2);
+}
+
+#[tokio::test]
+async fn fleet_invalidate_on_one_replica_is_refused_on_the_others() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = MockKeyService::start().await;
+    let [a, b, c] = fleet(&redis, &keys).await;
+
+    let mut delays = Vec::new();
+    for n in 0..50 {
+        let key = key(100 + n);
+        keys.add_key(&key, MockKey::new(format!("key_{n}")));
+        for replica in [&a, &b, &c] {
+            assert_eq!(replica.status(&key).await, 200);
+        }
+        keys.revoke(&key);
+        let start = Instant::now();
+        a.auth.invalidate(&key).await;
+        assert_eq!(a.status(&key).await, 401);
+        let refused = until(Duration::from_secs(2), async || {
+            b.status(&key).await == 401 && c.status(&key).await == 401
+        })
+        .await;
+        assert!(refused.is_some(), "B and C still accept revoked key {n}");
+        delays.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    delays.sort_by(f64::total_cmp);
+    let (_, p50, _) = quartiles(delays.clone());
+    let p99 = delays[(delays.len() * 99).div_ceil(100) - 1];
+    println!(
+        "fleet revocation fan-out, invalidate on A until B and C refuse: p50 {p50:.2} ms, p99 {p99:.2} ms"
+    );
+}
+
+#[tokio::test]
+async fn fleet_keeps_answering_while_redis_is_down_and_fans_out_again_once_it_is_back() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = MockKeyService::start().await;
+    keys.add_key(key(1), MockKey::new("key_1"));
+    let replicas = fleet(&redis, &keys).await;
+    let [a, b, c] = &replicas;
+    for replica in [a, b, c] {
+        assert_eq!(replica.status(&key(1)).await, 200);
+    }
+
+    redis.stop();
+    keys.add_key(key(2), MockKey::new("key_2"));
+    for _ in 0..5 {
+        for replica in [a, b, c] {
+            // Cached or not, no 5xx because of Redis: the key service answers.
+            assert_eq!(replica.status(&key(1)).await, 200);
+            assert_eq!(replica.status(&key(2)).await, 200);
+            assert_eq!(replica.status("sk_live_unknown_0123456789").await, 401);
+        }
+    }
+
+    // Each noticed, and dropped what it could no longer prove current.
+    assert!(replicas.iter().all(|r| !r.store.is_listening()));
+
+    redis.start_again().await;
+    // The replicas reconnect and resubscribe by themselves: a revocation on A reaches B and
+    // C again, without a restart.
+    listening(&replicas).await;
+    let mut n = 0;
+    let healed = until(Duration::from_secs(15), async || {
+        n += 1;
+        let key = key(1000 + n);
+        keys.add_key(&key, MockKey::new("key_probe"));
+        for replica in [a, b, c] {
+            assert_eq!(replica.status(&key).await, 200);
+        }
+        keys.revoke(&key);
+        a.auth.invalidate(&key).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        b.status(&key).await == 401 && c.status(&key).await == 401
+    })
+    .await;
+    assert!(healed.is_some(), "no fan-out after Redis came back");
+}
+
+#[tokio::test]
+async fn fleet_never_trusts_an_entry_written_without_the_secret() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = MockKeyService::start().await;
+    keys.add_key(key(1), MockKey::new("key_1"));
+    let a = Replica::start(&redis, &keys).await;
+    let mut raw = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let entries = async |raw: &mut redis::aio::MultiplexedConnection| -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg("tollgate:v:*")
+            .query_async(raw)
+            .await
+            .unwrap()
+    };
+
+    // A valid key's entry, then a refused one's.
+    assert_eq!(a.status(&key(1)).await, 200);
+    let valid = entries(&mut raw).await;
+    assert_eq!(valid.len(), 1);
+    assert_eq!(a.status("sk_live_not_a_key_0123456789").await, 401);
+    let refused: Vec<String> = entries(&mut raw)
+        .await
+        .into_iter()
+        .filter(|k| !valid.contains(k))
+        .collect();
+    assert_eq!(refused.len(), 1);
+    let (valid, refused) = (&valid[0], &refused[0]);
+
+    // No credential in Redis: not in a key, not in a value.
+    let value: Vec<u8> = redis::cmd("GET")
+        .arg(valid)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    for k in [valid, refused] {
+        assert!(!k.contains("fleet") && !k.contains("not_a_key"));
+    }
+    assert!(!String::from_utf8_lossy(&value).contains(&key(1)));
+
+    // The valid entry copied onto the refused key's name, then a hand-written verdict: a
+    // replica with an empty local cache asks the key service, which refuses.
+    let b = Replica::start(&redis, &keys).await;
+    let forged_json = br#"{"valid":{"subject":"admin","kind":"api_key","scopes":["*"]}}"#;
+    let mut forged_sealed = vec![0u8; 40];
+    forged_sealed.extend_from_slice(forged_json);
+    for forgery in [value.clone(), forged_json.to_vec(), forged_sealed] {
+        let _: () = redis::cmd("SET")
+            .arg(refused)
+            .arg(forgery)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        b.auth.invalidate_all().await;
+        let before = keys.requests();
+        assert_eq!(b.status("sk_live_not_a_key_0123456789").await, 401);
+        assert_eq!(
+            keys.requests(),
+            before + 1,
+            "the forged entry was not trusted"
+        );
+        assert_eq!(b.app.hits(), 0);
+    }
+}
+
+#[tokio::test]
+async fn fleet_shares_introspection_verdicts_and_their_revocations() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let idp = MockIdp::start().await;
+    idp.register_client("orders-api", "orders-api-secret");
+    let replica = async || {
+        let store = RedisStore::builder(redis.url())
+            .secret(SECRET)
+            .build()
+            .unwrap();
+        let auth = Introspection::builder(idp.issuer())
+            .client_credentials(
+                ClientCredentials::new("orders-api").secret_basic("orders-api-secret"),
+            )
+            .audience(DEFAULT_AUDIENCE)
+            .store(store.clone())
+            .build()
+            .await
+            .unwrap();
+        let app = ProtectedApp::start(AuthLayer::new(auth.clone())).await;
+        (auth, store, app)
+    };
+    let (a, a_store, a_app) = replica().await;
+    let (_b, b_store, b_app) = replica().await;
+    assert!(
+        until(Duration::from_secs(5), async || a_store.is_listening()
+            && b_store.is_listening())
+        .await
+        .is_some()
+    );
+
+    let token = idp.opaque_token().issue();
+    assert_eq!(a_app.bearer(&token).await.status(), 200);
+    assert_eq!(b_app.bearer(&token).await.status(), 200);
+    assert_eq!(
+        idp.introspection_requests(),
+        1,
+        "B found A's verdict in Redis"
+    );
+
+    idp.revoke(&token);
+    a.invalidate(&token).await;
+    let refused = until(Duration::from_secs(2), async || {
+        b_app.bearer(&token).await.status() == 401
+    });
+    assert!(refused.await.is_some(), "B still accepts the revoked token");
+}
