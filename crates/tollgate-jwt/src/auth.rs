@@ -17,6 +17,7 @@ use tollgate_upstream::{BreakerPolicy, Upstream};
 use crate::cache::VerifiedCache;
 use crate::issuer::Source;
 use crate::keys::{KeySet, Lookup, PreparedKey};
+use crate::revocation::{RevocationQuery, Revocations};
 use crate::store::{KeyStore, Refetch};
 use crate::token::Parsed;
 use crate::{BuildError, Issuer};
@@ -48,6 +49,7 @@ struct Inner {
     issuers: HashMap<String, TrustedIssuer>,
     source: CredentialSource,
     cache: Option<VerifiedCache>,
+    revocations: Option<Arc<dyn Revocations>>,
 }
 
 /// A configured issuer with its keys.
@@ -97,6 +99,7 @@ impl JwtAuth {
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             cache: None,
             source: CredentialSource::bearer(),
+            revocations: None,
         }
     }
 
@@ -279,10 +282,24 @@ impl Inner {
     }
 
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        if let Some(principal) = self.cached(token).await {
-            return Ok(principal);
+        let principal = match self.cached(token).await {
+            Some(principal) => principal,
+            None => self.verify_uncached(token).await?,
+        };
+        self.not_revoked(principal)
+    }
+
+    /// `principal`, unless its token was revoked: asked after the cache too, so a revoked
+    /// token is refused on its next request.
+    fn not_revoked(&self, principal: Principal) -> Result<Principal, AuthError> {
+        if let Some(revocations) = &self.revocations {
+            revocations
+                .check(RevocationQuery::of(&principal))
+                .map_err(|e| {
+                    e.with_origin(CredentialKind::Jwt, principal.issuer().map(Arc::from))
+                })?;
         }
-        self.verify_uncached(token).await
+        Ok(principal)
     }
 
     async fn verify_uncached(&self, token: &str) -> Result<Principal, AuthError> {
@@ -329,13 +346,12 @@ impl Authenticator for JwtAuth {
         };
         // A token in the verified-token cache is a JWT; any other is looked at for its shape
         // first: not a JWT, it is another authenticator's (an opaque token for introspection).
-        if let Some(principal) = self.inner.cached(&token).await {
-            return Ok(Some(principal));
-        }
-        if !is_jwt_shaped(&token) {
-            return Ok(None);
-        }
-        self.inner.verify_uncached(&token).await.map(Some)
+        let principal = match self.inner.cached(&token).await {
+            Some(principal) => principal,
+            None if !is_jwt_shaped(&token) => return Ok(None),
+            None => self.inner.verify_uncached(&token).await?,
+        };
+        self.inner.not_revoked(principal).map(Some)
     }
 
     fn credential_source(&self) -> CredentialSource {
@@ -351,6 +367,7 @@ pub struct JwtAuthBuilder {
     fetch_timeout: Duration,
     cache: Option<(u64, Duration)>,
     source: CredentialSource,
+    revocations: Option<Arc<dyn Revocations>>,
 }
 
 impl JwtAuthBuilder {
@@ -387,13 +404,22 @@ impl JwtAuthBuilder {
         self
     }
 
+    /// Refuses tokens `revocations` says were revoked (default: none), asked after every
+    /// verification and every verified-token cache hit. For a fleet, `tollgate-redis`'s
+    /// `RevocationList` revokes by `jti` or subject on every replica at once.
+    pub fn revocations(mut self, revocations: impl Revocations) -> Self {
+        self.revocations = Some(Arc::new(revocations));
+        self
+    }
+
     /// Caches verified tokens (default: off): up to `max_entries`, keyed by the token's
     /// SHA-256, each for at most `max_ttl` and never past the token's `exp`. A repeated token
     /// then skips the signature check.
     ///
     /// The trade-off: a token stays accepted for its cached life even if its key is removed
     /// from the JWKS, until the key set is next refreshed; any change to an issuer's set of
-    /// keys invalidates that issuer's cached tokens.
+    /// keys invalidates that issuer's cached tokens. A [revocation](Self::revocations) is
+    /// asked on cached tokens too.
     pub fn verified_token_cache(mut self, max_entries: u64, max_ttl: Duration) -> Self {
         self.cache = Some((max_entries, max_ttl));
         self
@@ -466,6 +492,7 @@ impl JwtAuthBuilder {
                 cache: self
                     .cache
                     .map(|(entries, ttl)| VerifiedCache::new(entries, ttl)),
+                revocations: self.revocations,
             }),
         })
     }

@@ -15,7 +15,8 @@
 //!   path ([`ScopeMapping`]), the claims as its data (use `Claims<T>` in axum for your type).
 //! - [`ClaimRule`]s: which tokens an issuer is accepted for (equals, one of, glob, contains;
 //!   all/any), for workload identity tokens such as GitHub Actions'.
-//! - An opt-in verified-token cache.
+//! - An opt-in verified-token cache, and [`Revocations`]: tokens refused before their `exp`
+//!   (by `jti` or subject), asked on cached tokens too.
 //!
 //! What `jsonwebtoken` alone would not do, and this crate does: check `nbf` by default,
 //! check `iat`, `typ` and `crit`, require `iss` and `aud`, and honor a JWK's `use`,
@@ -45,6 +46,7 @@ mod crypto;
 mod error;
 mod issuer;
 mod keys;
+mod revocation;
 mod scopes;
 mod store;
 mod token;
@@ -56,6 +58,7 @@ pub use claims::ClaimRule;
 pub use error::BuildError;
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, LocalKeys};
 pub use jsonwebtoken::Algorithm;
+pub use revocation::{RevocationQuery, Revocations};
 pub use scopes::ScopeMapping;
 
 /// The signature path alone, for the Wycheproof conformance test (feature `conformance`; not

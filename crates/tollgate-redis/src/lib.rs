@@ -4,6 +4,8 @@
 //!   and introspected tokens: a key verified on one replica is known to all, and
 //!   `invalidate(..)` on any of them is told to every other over pub/sub. Built with
 //!   [`RedisStore::builder`].
+//! - [`RevocationList`] (feature `jwt`, on by default): JWTs revoked by `jti` or subject on
+//!   every replica, checked from a local mirror, for `JwtAuth::builder().revocations(..)`.
 //! - What Redis holds is keyed and sealed by a secret of yours (the `seal` module): no
 //!   credential in a dump, no principal minted by a forged entry.
 //!
@@ -12,7 +14,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "jwt")]
+mod revocation;
 mod seal;
 mod store;
 
+#[cfg(feature = "jwt")]
+pub use revocation::{RevocationError, RevocationList};
 pub use store::{DEFAULT_TIMEOUT, RedisStore, RedisStoreBuilder, RedisStoreError};

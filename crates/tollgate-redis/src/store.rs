@@ -62,19 +62,32 @@ pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    redis: ConnectionManager,
-    seal: Seal,
-    /// Prefix of every key: `<namespace>:v:`.
+pub(crate) struct Inner {
+    pub(crate) redis: ConnectionManager,
+    pub(crate) seal: Seal,
+    #[cfg(feature = "jwt")]
+    /// Prefix of every key: `<namespace>:`.
+    pub(crate) prefix: String,
+    /// Prefix of every verdict's key: `<namespace>:v:`.
     keys: String,
     /// The revocation channel: `<namespace>:revoked`.
     channel: String,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     breaker: Breaker,
     /// The local verdicts of the engines built with this store.
     locals: Mutex<Vec<Weak<dyn LocalVerdicts>>>,
     /// Subscribed to the revocation channel, as last heard.
     listening: AtomicBool,
+    /// The mirror of the fleet's JWT revocations.
+    #[cfg(feature = "jwt")]
+    pub(crate) revoked: arc_swap::ArcSwap<crate::revocation::Revoked>,
+    #[cfg(feature = "jwt")]
+    /// Since when (ms since the epoch) the mirror may have missed revocations; 0 when in
+    /// sync.
+    pub(crate) out_of_sync_since: std::sync::atomic::AtomicU64,
+    #[cfg(feature = "jwt")]
+    /// How long a subject's revocation is kept: the longest life of its tokens.
+    pub(crate) max_token_lifetime: Duration,
 }
 
 impl fmt::Debug for RedisStore {
@@ -97,6 +110,8 @@ pub struct RedisStoreBuilder {
     namespace: String,
     timeout: Duration,
     breaker: BreakerPolicy,
+    #[cfg(feature = "jwt")]
+    max_token_lifetime: Duration,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -123,7 +138,14 @@ impl RedisStore {
             namespace: "tollgate".into(),
             timeout: DEFAULT_TIMEOUT,
             breaker: BreakerPolicy::default(),
+            #[cfg(feature = "jwt")]
+            max_token_lifetime: Duration::from_secs(24 * 3600),
         }
+    }
+
+    #[cfg(feature = "jwt")]
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// Whether this replica hears revocations now: subscribed, and not disconnected since.
@@ -179,12 +201,17 @@ impl RedisStore {
         }
     }
 
-    async fn publish(&self, body: &[u8]) {
+    /// Publishes `body` to the replicas, sealed.
+    pub(crate) async fn publish_sealed(&self, body: &[u8]) -> redis::RedisResult<()> {
         let message = self.inner.seal.seal_message(&self.inner.channel, body);
-        let channel = &self.inner.channel;
+        let mut redis = self.inner.redis.clone();
+        redis.publish(&self.inner.channel, message).await
+    }
+
+    async fn publish(&self, body: &[u8]) {
         let published = self
-            .send("PUBLISH", self.inner.timeout, async |redis| {
-                redis.publish::<_, _, ()>(channel, message).await
+            .send("PUBLISH", self.inner.timeout, async |_| {
+                self.publish_sealed(body).await
             })
             .await;
         if published.is_err() {
@@ -225,6 +252,15 @@ impl RedisStoreBuilder {
         self
     }
 
+    #[cfg(feature = "jwt")]
+    /// The longest life of a JWT of your issuers (default: 24 h): a subject's revocation
+    /// ([`RevocationList::revoke_subject`](crate::RevocationList)) is kept this long, after
+    /// which every token it covers has expired anyway.
+    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_token_lifetime = lifetime;
+        self
+    }
+
     /// Finishes the store and starts listening for revocations. Needs a Tokio runtime; does
     /// not wait for Redis.
     pub fn build(self) -> Result<RedisStore, RedisStoreError> {
@@ -259,12 +295,21 @@ impl RedisStoreBuilder {
             inner: Arc::new(Inner {
                 redis,
                 seal: Seal::new(&secret),
+                #[cfg(feature = "jwt")]
+                prefix: format!("{}:", self.namespace),
                 keys: format!("{}:v:", self.namespace),
                 channel: format!("{}:revoked", self.namespace),
                 timeout: self.timeout,
                 breaker: Breaker::new("Redis", self.breaker),
                 locals: Mutex::new(Vec::new()),
                 listening: AtomicBool::new(false),
+                #[cfg(feature = "jwt")]
+                revoked: Default::default(),
+                #[cfg(feature = "jwt")]
+                // Not read yet.
+                out_of_sync_since: std::sync::atomic::AtomicU64::new(now_millis()),
+                #[cfg(feature = "jwt")]
+                max_token_lifetime: self.max_token_lifetime,
             }),
         };
         tokio::spawn(listen(Arc::downgrade(&store.inner), received));
@@ -288,6 +333,9 @@ const INVALIDATE_ALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a revocation message says.
 const ALL: &[u8] = b"all";
 const ONE: &[u8] = b"one:";
+#[cfg(feature = "jwt")]
+/// A JWT revocation: `rev:<key>\n<sealed value>`.
+pub(crate) const REVOCATION: &[u8] = b"rev:";
 
 impl VerdictStore for RedisStore {
     async fn get(&self, digest: &CredentialDigest) -> Option<Vec<u8>> {
@@ -360,6 +408,24 @@ impl VerdictStore for RedisStore {
 }
 
 impl Inner {
+    #[cfg(feature = "jwt")]
+    /// How long the revocation mirror has been out of sync, if it is.
+    pub(crate) fn out_of_sync_for(&self) -> Option<Duration> {
+        match self.out_of_sync_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_millis(now_millis().saturating_sub(since))),
+        }
+    }
+
+    /// Reads the stored revocations (after a subscription: nothing published since is lost).
+    async fn resync(&self) {
+        #[cfg(feature = "jwt")]
+        match self.load_revocations().await {
+            Ok(count) => tracing::debug!(count, "JWT revocations read from Redis"),
+            Err(e) => tracing::warn!(error = %e, "JWT revocations could not be read from Redis"),
+        }
+    }
+
     /// The engines still alive (cloned out, so no lock is held while they forget).
     fn locals(&self) -> Vec<Arc<dyn LocalVerdicts>> {
         let locals = self.locals.lock().unwrap_or_else(|e| e.into_inner());
@@ -380,6 +446,7 @@ async fn listen(store: Weak<Inner>, mut received: UnboundedReceiver<PushInfo>) {
         let mut redis = inner.redis.clone();
         if redis.subscribe(&inner.channel).await.is_ok() {
             inner.listening.store(true, Ordering::Relaxed);
+            inner.resync().await;
             break;
         }
         drop(inner);
@@ -393,11 +460,21 @@ async fn listen(store: Weak<Inner>, mut received: UnboundedReceiver<PushInfo>) {
             // locally can no longer be proven current.
             PushKind::Disconnection => {
                 inner.listening.store(false, Ordering::Relaxed);
+                #[cfg(feature = "jwt")]
+                let _ = inner.out_of_sync_since.compare_exchange(
+                    0,
+                    now_millis(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
                 tracing::warn!("lost the connection to Redis: local verdicts dropped");
                 inner.forget_all();
             }
             // The client's resubscription after a reconnect, confirmed.
-            PushKind::Subscribe => inner.listening.store(true, Ordering::Relaxed),
+            PushKind::Subscribe => {
+                inner.listening.store(true, Ordering::Relaxed);
+                inner.resync().await;
+            }
             PushKind::Message => apply(&inner, &push.data).await,
             _ => {}
         }
@@ -416,6 +493,11 @@ async fn apply(inner: &Inner, data: &[Value]) {
         tracing::warn!("a revocation not sealed with this fleet's secret was ignored");
         return;
     };
+    #[cfg(feature = "jwt")]
+    if let Some(revocation) = body.strip_prefix(REVOCATION) {
+        inner.apply_revocation(revocation);
+        return;
+    }
     if body == ALL {
         inner.forget_all();
     } else if let Some(digest) = body
@@ -427,4 +509,11 @@ async fn apply(inner: &Inner, data: &[Value]) {
             local.forget(&digest).await;
         }
     }
+}
+
+#[cfg(feature = "jwt")]
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -8,7 +8,8 @@ use tollgate_apikey::{ApiKeyAuth, UnkeyVerifier};
 use tollgate_client::ClientCredentials;
 use tollgate_core::AuthLayer;
 use tollgate_introspect::Introspection;
-use tollgate_redis::RedisStore;
+use tollgate_jwt::{Issuer, JwtAuth};
+use tollgate_redis::{RedisStore, RevocationList};
 use tollgate_testkit::{
     DEFAULT_AUDIENCE, MockIdp, MockKey, MockKeyService, ProtectedApp, RedisServer, quartiles,
 };
@@ -304,4 +305,162 @@ async fn fleet_shares_introspection_verdicts_and_their_revocations() {
         b_app.bearer(&token).await.status() == 401
     });
     assert!(refused.await.is_some(), "B still accepts the revoked token");
+}
+
+/// A replica behind JWTs of `idp` with the fleet's revocation list.
+async fn jwt_replica(
+    redis: &RedisServer,
+    idp: &MockIdp,
+    tune: impl FnOnce(RevocationList) -> RevocationList,
+) -> (RedisStore, RevocationList, ProtectedApp) {
+    let store = RedisStore::builder(redis.url())
+        .secret(SECRET)
+        .build()
+        .unwrap();
+    let revocations = tune(store.revocations());
+    let auth = JwtAuth::builder()
+        .issuer(Issuer::discover(idp.issuer()).audience(DEFAULT_AUDIENCE))
+        .verified_token_cache(1_000, Duration::from_secs(600))
+        .revocations(revocations.clone())
+        .build()
+        .await
+        .unwrap();
+    let app = ProtectedApp::start(AuthLayer::new(auth)).await;
+    (store, revocations, app)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn fleet_revokes_jwts_by_jti_and_by_subject_on_every_replica() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let idp = MockIdp::start().await;
+    let (a_store, _, a) = jwt_replica(&redis, &idp, |r| r).await;
+    let (b_store, b_list, b) = jwt_replica(&redis, &idp, |r| r).await;
+    let (c_store, _, c) = jwt_replica(&redis, &idp, |r| r).await;
+    let listening = until(Duration::from_secs(5), async || {
+        [&a_store, &b_store, &c_store]
+            .iter()
+            .all(|s| s.is_listening())
+    });
+    assert!(listening.await.is_some());
+    let status = async |app: &ProtectedApp, token: &str| app.bearer(token).await.status().as_u16();
+
+    let stolen = idp
+        .token()
+        .claim("jti", "jti-stolen")
+        .claim("sub", "bob")
+        .sign();
+    let other = idp
+        .token()
+        .claim("jti", "jti-other")
+        .claim("sub", "bob")
+        .sign();
+    for app in [&a, &b, &c] {
+        assert_eq!(status(app, &stolen).await, 200); // now in each verified-token cache
+    }
+    let exp = std::time::SystemTime::now() + Duration::from_secs(3600);
+    b_list
+        .revoke_token(&idp.issuer(), "jti-stolen", exp)
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&b, &stolen).await,
+        401,
+        "refused at once where revoked"
+    );
+    let everywhere = until(Duration::from_secs(2), async || {
+        status(&a, &stolen).await == 401 && status(&c, &stolen).await == 401
+    });
+    assert!(
+        everywhere.await.is_some(),
+        "A and C still accept the revoked jti"
+    );
+    assert_eq!(
+        status(&a, &other).await,
+        200,
+        "another token of the same subject"
+    );
+
+    // Every token of alice issued before a time; a newer one still works.
+    let old = idp
+        .token()
+        .claim("sub", "alice")
+        .claim("iat", now() - 120)
+        .sign();
+    let newer = idp
+        .token()
+        .claim("sub", "alice")
+        .claim("iat", now() - 10)
+        .sign();
+    assert_eq!(status(&a, &old).await, 200);
+    let cutoff = std::time::UNIX_EPOCH + Duration::from_secs(now() - 60);
+    b_list
+        .revoke_subject(&idp.issuer(), "alice", cutoff)
+        .await
+        .unwrap();
+    let refused = until(Duration::from_secs(2), async || {
+        status(&a, &old).await == 401
+    });
+    assert!(
+        refused.await.is_some(),
+        "A still accepts alice's older token"
+    );
+    assert_eq!(status(&c, &newer).await, 200);
+
+    // A replica started later reads what was revoked before it.
+    let (_, _, late) = jwt_replica(&redis, &idp, |r| r).await;
+    let read = until(Duration::from_secs(5), async || {
+        status(&late, &stolen).await == 401
+    });
+    assert!(
+        read.await.is_some(),
+        "the late replica did not read the revocations"
+    );
+    assert_eq!(status(&late, &old).await, 401);
+    assert_eq!(status(&late, &other).await, 200);
+}
+
+#[tokio::test]
+async fn fleet_revocations_out_of_sync_serve_by_default_and_refuse_when_asked() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let idp = MockIdp::start().await;
+    let (lenient_store, _, lenient) = jwt_replica(&redis, &idp, |r| r).await;
+    let (strict_store, _, strict) = jwt_replica(&redis, &idp, |r| {
+        r.refuse_when_out_of_sync_for(Duration::from_millis(200))
+    })
+    .await;
+    let listening = until(Duration::from_secs(5), async || {
+        lenient_store.is_listening() && strict_store.is_listening()
+    });
+    assert!(listening.await.is_some());
+    let token = idp.token().sign();
+    assert_eq!(strict.bearer(&token).await.status(), 200);
+
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        lenient.bearer(&token).await.status(),
+        200,
+        "the last known list"
+    );
+    let res = strict.bearer(&token).await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(strict.hits(), 1, "the handler never ran on the 503");
+
+    redis.start_again().await;
+    let back = until(Duration::from_secs(15), async || {
+        strict.bearer(&token).await.status() == 200
+    });
+    assert!(back.await.is_some(), "the strict replica did not resync");
 }
