@@ -6,9 +6,9 @@ pub use tollgate_core::{
     AuthBody, AuthError, AuthLayer, AuthService, AuthSettings, Authenticator, BoxAuthenticator,
     Challenge, Credential, CredentialDigest, CredentialKind, CredentialSource,
     DEFAULT_MAX_CREDENTIAL_LEN, ErrorFormat, ErrorKind, GrpcStatus, JsonEnvelope, Or, Principal,
-    PrincipalBuilder, RefusalLog, RequireScopesLayer, RequireScopesService, Rfc6750, ScopeMatch,
-    ScopePolicy, ScopeSet, Scopes, Via, is_jwt_shaped, layer, require_scopes, retry_after_value,
-    scopes, telemetry,
+    PrincipalBuilder, RefusalLog, ReplayStore, RequireScopesLayer, RequireScopesService, Rfc6750,
+    ScopeMatch, ScopePolicy, ScopeSet, Scopes, Via, is_jwt_shaped, layer, require_scopes,
+    retry_after_value, scopes, telemetry,
 };
 
 /// axum extractors (feature `axum`): [`RequireScopes`], [`RequireAnyScope`], [`Claims`], and
@@ -33,6 +33,11 @@ pub use tollgate_introspect as introspect;
 /// client-credentials tokens or a static API key.
 #[cfg(feature = "client")]
 pub use tollgate_client as client;
+
+/// A fleet of replicas on one Redis: shared verdicts, revocation fan-out, JWT revocation
+/// and a replay store: [`RedisStore`](redis::RedisStore).
+#[cfg(feature = "redis")]
+pub use tollgate_redis as redis;
 
 /// The fetch path, discovery and the verdict engine shared by the credential kinds:
 /// [`Upstream`](upstream::Upstream), [`VerdictCache`](upstream::VerdictCache) for verifiers of

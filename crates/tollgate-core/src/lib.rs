@@ -15,6 +15,7 @@
 //! - [`ScopeSet`] / [`scopes!`], [`RequireScopesLayer`] and [`ScopePolicy`]: scope checks for
 //!   any tower service; with the `axum` feature, the extractors [`RequireScopes`],
 //!   [`RequireAnyScope`], [`Claims`] and `Principal` itself ([`extract`]).
+//! - [`ReplayStore`]: one-time values (a proof's `jti`) refused when seen again.
 //! - [`telemetry`]: what tollgate counts, through the `metrics` facade (feature `metrics`),
 //!   and [`RefusalLog`]: how the layer logs refusals. Each authentication runs in a
 //!   `tollgate.authenticate` span.
@@ -88,6 +89,7 @@ pub mod extract;
 mod format;
 pub mod layer;
 mod principal;
+mod replay;
 pub mod require_scopes;
 mod scopes;
 mod settings;
@@ -107,6 +109,7 @@ pub use extract::{AuthRejection, Claims, RequireAnyScope, RequireScopes};
 pub use format::{ErrorFormat, GrpcStatus, JsonEnvelope, Rfc6750, retry_after_value};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
+pub use replay::ReplayStore;
 pub use require_scopes::{RequireScopesLayer, RequireScopesService};
 pub use scopes::{ScopeMatch, ScopePolicy, ScopeSet, Scopes};
 pub use settings::AuthSettings;

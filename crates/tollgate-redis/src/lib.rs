@@ -6,6 +6,8 @@
 //!   [`RedisStore::builder`].
 //! - [`RevocationList`] (feature `jwt`, on by default): JWTs revoked by `jti` or subject on
 //!   every replica, checked from a local mirror, for `JwtAuth::builder().revocations(..)`.
+//! - `RedisStore` is also a [`ReplayStore`](tollgate_core::ReplayStore): a one-time value
+//!   (a DPoP proof's `jti`) seen by one replica is refused by all.
 //! - What Redis holds is keyed and sealed by a secret of yours (the `seal` module): no
 //!   credential in a dump, no principal minted by a forged entry.
 //!
@@ -14,6 +16,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod replay;
 #[cfg(feature = "jwt")]
 mod revocation;
 mod seal;

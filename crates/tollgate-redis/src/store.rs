@@ -65,7 +65,6 @@ pub struct RedisStore {
 pub(crate) struct Inner {
     pub(crate) redis: ConnectionManager,
     pub(crate) seal: Seal,
-    #[cfg(feature = "jwt")]
     /// Prefix of every key: `<namespace>:`.
     pub(crate) prefix: String,
     /// Prefix of every verdict's key: `<namespace>:v:`.
@@ -78,6 +77,8 @@ pub(crate) struct Inner {
     locals: Mutex<Vec<Weak<dyn LocalVerdicts>>>,
     /// Subscribed to the revocation channel, as last heard.
     listening: AtomicBool,
+    /// One-time values, while Redis cannot be asked.
+    pub(crate) once: moka::future::Cache<CredentialDigest, Duration>,
     /// The mirror of the fleet's JWT revocations.
     #[cfg(feature = "jwt")]
     pub(crate) revoked: arc_swap::ArcSwap<crate::revocation::Revoked>,
@@ -143,7 +144,6 @@ impl RedisStore {
         }
     }
 
-    #[cfg(feature = "jwt")]
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
     }
@@ -161,7 +161,7 @@ impl RedisStore {
 
     /// Runs `command` against Redis within the timeout, unless the breaker says Redis is
     /// down; `None` for every failure (logged), which callers treat as a miss.
-    async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         what: &'static str,
         command: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
@@ -295,7 +295,6 @@ impl RedisStoreBuilder {
             inner: Arc::new(Inner {
                 redis,
                 seal: Seal::new(&secret),
-                #[cfg(feature = "jwt")]
                 prefix: format!("{}:", self.namespace),
                 keys: format!("{}:v:", self.namespace),
                 channel: format!("{}:revoked", self.namespace),
@@ -303,6 +302,7 @@ impl RedisStoreBuilder {
                 breaker: Breaker::new("Redis", self.breaker),
                 locals: Mutex::new(Vec::new()),
                 listening: AtomicBool::new(false),
+                once: crate::replay::local(),
                 #[cfg(feature = "jwt")]
                 revoked: Default::default(),
                 #[cfg(feature = "jwt")]

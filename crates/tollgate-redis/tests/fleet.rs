@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tollgate_apikey::{ApiKeyAuth, UnkeyVerifier};
 use tollgate_client::ClientCredentials;
-use tollgate_core::AuthLayer;
+use tollgate_core::{AuthLayer, ReplayStore};
 use tollgate_introspect::Introspection;
 use tollgate_jwt::{Issuer, JwtAuth};
 use tollgate_redis::{RedisStore, RevocationList};
@@ -463,4 +463,32 @@ async fn fleet_revocations_out_of_sync_serve_by_default_and_refuse_when_asked() 
         strict.bearer(&token).await.status() == 200
     });
     assert!(back.await.is_some(), "the strict replica did not resync");
+}
+
+#[tokio::test]
+async fn fleet_refuses_a_one_time_value_replayed_to_another_replica() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let store = || {
+        RedisStore::builder(redis.url())
+            .secret(SECRET)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (store(), store());
+    let minute = Duration::from_secs(60);
+    assert!(a.first_use("proof-jti-1", minute).await);
+    assert!(!b.first_use("proof-jti-1", minute).await, "replayed to B");
+    assert!(!a.first_use("proof-jti-1", minute).await, "replayed to A");
+    assert!(b.first_use("proof-jti-2", minute).await);
+    // Remembered for its TTL only.
+    assert!(a.first_use("proof-jti-3", Duration::from_millis(50)).await);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(b.first_use("proof-jti-3", minute).await);
+
+    // Redis down: each replica's own memory still refuses what it has seen.
+    redis.stop();
+    assert!(a.first_use("proof-jti-4", minute).await);
+    assert!(!a.first_use("proof-jti-4", minute).await);
 }
