@@ -3,7 +3,6 @@
 //! asserted, and no credential, subject or key id found in the scrape.
 #![cfg(feature = "metrics")]
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -16,7 +15,9 @@ use tollgate::{
     AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal,
     RequireScopes, scopes,
 };
-use tollgate_testkit::{DEFAULT_AUDIENCE, Fault, MockIdp, MockKey, MockKeyService, serve};
+use tollgate_testkit::{
+    DEFAULT_AUDIENCE, Fault, MockIdp, MockKey, MockKeyService, prometheus_series as series, serve,
+};
 
 scopes! {
     OrdersRead = "orders:read";
@@ -34,18 +35,6 @@ fn prometheus() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| PrometheusBuilder::new().install_recorder().unwrap())
         .clone()
-}
-
-/// The series of a scrape, by name and labels as rendered, with their values.
-fn series(scrape: &str) -> HashMap<&str, f64> {
-    scrape
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            Some((name, value.parse().ok()?))
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -202,19 +202,24 @@ impl RevocationList {
         let body = serde_json::to_vec(&revocation).expect("a revocation serializes");
         let value = inner.seal.seal(&key, &body, ttl);
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let error = |e: redis::RedisError| RevocationError::Redis(e.to_string());
-        let mut redis = inner.redis.clone();
-        let write = async {
-            redis
-                .pset_ex::<_, _, ()>(&key, &value, millis)
-                .await
-                .map_err(error)?;
-            let message = [REVOCATION, key.as_bytes(), b"\n", &value].concat();
-            self.store.publish_sealed(&message).await.map_err(error)
-        };
-        tokio::time::timeout(inner.timeout.max(Duration::from_secs(1)), write)
-            .await
-            .map_err(|_| RevocationError::Redis("timed out".into()))?
+        let message = [REVOCATION, key.as_bytes(), b"\n", &value].concat();
+        // Past the breaker: a revocation is worth a try whatever it remembers.
+        let timeout = inner.timeout.max(Duration::from_secs(1));
+        let stored = self
+            .store
+            .send("SET and PUBLISH", timeout, async |redis| {
+                redis.pset_ex::<_, _, ()>(&key, &value, millis).await?;
+                self.store.publish_sealed(&message).await
+            })
+            .await;
+        match stored {
+            Ok(()) => {
+                inner.fleet.message("jwt_revocation", "sent");
+                Ok(())
+            }
+            Err(true) => Err(RevocationError::Redis("timed out".into())),
+            Err(false) => Err(RevocationError::Redis("failed (see the log)".into())),
+        }
     }
 }
 
@@ -247,6 +252,22 @@ impl Inner {
             revoked.add(revocation.clone(), now, lifetime);
             revoked
         });
+        self.count_revocations();
+    }
+
+    /// The mirror's size, as gauges.
+    fn count_revocations(&self) {
+        let revoked = self.revoked.load();
+        let count = |by_issuer: &HashMap<Box<str>, HashMap<Box<str>, u64>>| {
+            by_issuer.values().map(HashMap::len).sum::<usize>() as f64
+        };
+        let gauges = &self.fleet.revocations;
+        for (kind, n) in [
+            ("token", count(&revoked.tokens)),
+            ("subject", count(&revoked.subjects)),
+        ] {
+            gauges.with(kind, |kind| vec![("kind", (*kind).into())], |g| g.set(n));
+        }
     }
 
     /// A revocation published by a replica: `<key>\n<sealed value>`.
@@ -306,6 +327,7 @@ impl Inner {
         }
         self.revoked.store(Arc::new(revoked));
         self.out_of_sync_since.store(0, Ordering::Relaxed);
+        self.count_revocations();
         Ok(count)
     }
 }

@@ -4,13 +4,14 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tollgate_core::CredentialDigest;
-use tollgate_upstream::{Breaker, BreakerPolicy, LocalVerdicts, VerdictStore};
+use tollgate_core::telemetry::{Counter, Family, Gauge, Lazy};
+use tollgate_upstream::{Breaker, BreakerPolicy, LocalVerdicts, Meters, VerdictStore};
 
 use crate::seal::Seal;
 
@@ -77,6 +78,10 @@ pub(crate) struct Inner {
     locals: Mutex<Vec<Weak<dyn LocalVerdicts>>>,
     /// Subscribed to the revocation channel, as last heard.
     listening: AtomicBool,
+    /// Redis as an upstream: commands by result, their duration, the breaker.
+    meters: Meters,
+    /// The fleet's own: messages, the subscription, the revocation mirror.
+    pub(crate) fleet: FleetMeters,
     /// One-time values, while Redis cannot be asked.
     pub(crate) once: moka::future::Cache<CredentialDigest, Duration>,
     /// The mirror of the fleet's JWT revocations.
@@ -166,31 +171,46 @@ impl RedisStore {
         what: &'static str,
         command: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
     ) -> Option<T> {
-        let permit = self.inner.breaker.permit().ok()?;
+        let Ok(permit) = self.inner.breaker.permit() else {
+            self.inner.meters.request("unavailable", None);
+            return None;
+        };
         let answer = self.send(what, self.inner.timeout, command).await;
-        match &answer {
+        let changed = match &answer {
             Ok(_) => permit.succeeded(),
             Err(timed_out) => permit.failed(*timed_out),
         };
+        if changed {
+            self.inner.meters.breaker(answer.is_err());
+        }
         answer.ok()
     }
 
-    /// Runs `command` within the timeout, past the breaker: for revocations, rare and worth
-    /// a try whatever the breaker remembers. `Err(timed out)` on a failure, logged.
-    async fn send<T>(
+    /// Runs `command` within `timeout`, past the breaker (revocations, rare and worth a try
+    /// whatever the breaker remembers, use it directly). `Err(timed out)` on a failure,
+    /// logged; counted either way.
+    pub(crate) async fn send<T>(
         &self,
         what: &'static str,
         timeout: Duration,
         command: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
     ) -> Result<T, bool> {
         let mut redis = self.inner.redis.clone();
-        match tokio::time::timeout(timeout, command(&mut redis)).await {
-            Ok(Ok(value)) => Ok(value),
+        let start = Instant::now();
+        let answer = tokio::time::timeout(timeout, command(&mut redis)).await;
+        let took = Some(start.elapsed());
+        match answer {
+            Ok(Ok(value)) => {
+                self.inner.meters.request("ok", took);
+                Ok(value)
+            }
             Ok(Err(e)) => {
+                self.inner.meters.request("error", took);
                 tracing::warn!(command = what, error = %e, "Redis failed; served without it");
                 Err(false)
             }
             Err(_) => {
+                self.inner.meters.request("timeout", took);
                 tracing::warn!(
                     command = what,
                     ?timeout,
@@ -208,13 +228,15 @@ impl RedisStore {
         redis.publish(&self.inner.channel, message).await
     }
 
-    async fn publish(&self, body: &[u8]) {
+    async fn publish(&self, message: &'static str, body: &[u8]) {
         let published = self
             .send("PUBLISH", self.inner.timeout, async |_| {
                 self.publish_sealed(body).await
             })
             .await;
-        if published.is_err() {
+        if published.is_ok() {
+            self.inner.fleet.message(message, "sent");
+        } else {
             tracing::error!(
                 "a revocation could not be published: other replicas keep their local verdicts until these expire"
             );
@@ -303,6 +325,8 @@ impl RedisStoreBuilder {
                 locals: Mutex::new(Vec::new()),
                 listening: AtomicBool::new(false),
                 once: crate::replay::local(),
+                meters: Meters::new("redis", None),
+                fleet: FleetMeters::new(),
                 #[cfg(feature = "jwt")]
                 revoked: Default::default(),
                 #[cfg(feature = "jwt")]
@@ -369,7 +393,8 @@ impl VerdictStore for RedisStore {
                 redis.del::<_, ()>(&key).await
             })
             .await;
-        self.publish(&[ONE, digest.as_bytes()].concat()).await;
+        self.publish("invalidate", &[ONE, digest.as_bytes()].concat())
+            .await;
     }
 
     async fn invalidate_all(&self) {
@@ -397,7 +422,7 @@ impl VerdictStore for RedisStore {
                 }
             })
             .await;
-        self.publish(ALL).await;
+        self.publish("invalidate_all", ALL).await;
     }
 
     fn attach(&self, local: Weak<dyn LocalVerdicts>) {
@@ -426,6 +451,15 @@ impl Inner {
         }
     }
 
+    fn set_listening(&self, listening: bool) {
+        self.listening.store(listening, Ordering::Relaxed);
+        let value = if listening { 1.0 } else { 0.0 };
+        let fleet = &self.fleet;
+        fleet
+            .listening
+            .with("tollgate_fleet_listening", Vec::new, |g| g.set(value));
+    }
+
     /// The engines still alive (cloned out, so no lock is held while they forget).
     fn locals(&self) -> Vec<Arc<dyn LocalVerdicts>> {
         let locals = self.locals.lock().unwrap_or_else(|e| e.into_inner());
@@ -445,7 +479,7 @@ async fn listen(store: Weak<Inner>, mut received: UnboundedReceiver<PushInfo>) {
         let Some(inner) = store.upgrade() else { return };
         let mut redis = inner.redis.clone();
         if redis.subscribe(&inner.channel).await.is_ok() {
-            inner.listening.store(true, Ordering::Relaxed);
+            inner.set_listening(true);
             inner.resync().await;
             break;
         }
@@ -459,7 +493,12 @@ async fn listen(store: Weak<Inner>, mut received: UnboundedReceiver<PushInfo>) {
             // Revocations published while this replica was away are lost: what it holds
             // locally can no longer be proven current.
             PushKind::Disconnection => {
-                inner.listening.store(false, Ordering::Relaxed);
+                inner.set_listening(false);
+                inner.fleet.disconnections.with(
+                    "tollgate_fleet_disconnections_total",
+                    Vec::new,
+                    Counter::increment,
+                );
                 #[cfg(feature = "jwt")]
                 let _ = inner.out_of_sync_since.compare_exchange(
                     0,
@@ -472,7 +511,7 @@ async fn listen(store: Weak<Inner>, mut received: UnboundedReceiver<PushInfo>) {
             }
             // The client's resubscription after a reconnect, confirmed.
             PushKind::Subscribe => {
-                inner.listening.store(true, Ordering::Relaxed);
+                inner.set_listening(true);
                 inner.resync().await;
             }
             PushKind::Message => apply(&inner, &push.data).await,
@@ -490,20 +529,24 @@ async fn apply(inner: &Inner, data: &[Value]) {
         return;
     }
     let Some(body) = inner.seal.open_message(&inner.channel, payload) else {
+        inner.fleet.message("unknown", "refused");
         tracing::warn!("a revocation not sealed with this fleet's secret was ignored");
         return;
     };
     #[cfg(feature = "jwt")]
     if let Some(revocation) = body.strip_prefix(REVOCATION) {
+        inner.fleet.message("jwt_revocation", "received");
         inner.apply_revocation(revocation);
         return;
     }
     if body == ALL {
+        inner.fleet.message("invalidate_all", "received");
         inner.forget_all();
     } else if let Some(digest) = body
         .strip_prefix(ONE)
         .and_then(|d| <[u8; 32]>::try_from(d).ok())
     {
+        inner.fleet.message("invalidate", "received");
         let digest = CredentialDigest::from_bytes(digest);
         for local in inner.locals() {
             local.forget(&digest).await;
@@ -516,4 +559,41 @@ fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The fleet's metrics (feature `metrics` of tollgate-core).
+#[derive(Debug)]
+pub(crate) struct FleetMeters {
+    /// `tollgate_fleet_messages_total{message, direction}`.
+    messages: Family<(&'static str, &'static str)>,
+    listening: Lazy<Gauge>,
+    disconnections: Lazy<Counter>,
+    /// `tollgate_jwt_revocations{kind}`: the mirror's size.
+    #[cfg(feature = "jwt")]
+    pub(crate) revocations: Family<&'static str, Gauge>,
+}
+
+impl FleetMeters {
+    fn new() -> Self {
+        FleetMeters {
+            messages: Family::counters("tollgate_fleet_messages_total"),
+            listening: Lazy::default(),
+            disconnections: Lazy::default(),
+            #[cfg(feature = "jwt")]
+            revocations: Family::new("tollgate_jwt_revocations"),
+        }
+    }
+
+    /// A revocation message (`invalidate`, `invalidate_all`, `jwt_revocation`) `sent`,
+    /// `received`, or `refused` (not sealed with the secret).
+    pub(crate) fn message(&self, message: &'static str, direction: &'static str) {
+        let labels = |(message, direction): &(&'static str, &'static str)| {
+            vec![
+                ("message", (*message).into()),
+                ("direction", (*direction).into()),
+            ]
+        };
+        self.messages
+            .with((message, direction), labels, Counter::increment);
+    }
 }

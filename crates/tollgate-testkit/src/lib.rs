@@ -11,7 +11,8 @@
 //!
 //! - [`ProtectedApp`]: one route behind your layer, served, counting its handler's runs;
 //!   [`serve`]: your own router on a random 127.0.0.1 port, for real HTTP calls in tests;
-//!   [`unreachable_url`]: a URL where nothing listens.
+//!   [`unreachable_url`]: a URL where nothing listens; [`prometheus_series`]: a scrape read
+//!   into its series.
 //! - [`grpc`] (feature `grpc`): a small tonic service and client, for tests of tollgate's
 //!   layers in front of gRPC.
 //! - [`RedisServer`]: a real `redis-server` of the test's own, stopped and started again at
@@ -52,4 +53,4 @@ pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, OpaqueTokenBuilder, SigningKe
 pub use key_service::{Fault, MockKey, MockKeyService};
 pub use paired::{alternating, quartiles};
 pub use redis::RedisServer;
-pub use server::{serve, unreachable_url};
+pub use server::{prometheus_series, serve, unreachable_url};

@@ -64,3 +64,21 @@ pub fn unreachable_url(path: &str) -> String {
     drop(listener);
     format!("http://{addr}{path}")
 }
+
+/// The series of a Prometheus text scrape, by name and labels as rendered
+/// (`name{label="value"}`), with their values.
+///
+/// ```
+/// let scrape = "# TYPE hits counter\nhits{route=\"/\"} 3\n";
+/// assert_eq!(tollgate_testkit::prometheus_series(scrape)["hits{route=\"/\"}"], 3.0);
+/// ```
+pub fn prometheus_series(scrape: &str) -> std::collections::HashMap<&str, f64> {
+    scrape
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name, value.parse().ok()?))
+        })
+        .collect()
+}

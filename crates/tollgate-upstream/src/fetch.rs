@@ -190,10 +190,21 @@ pub struct Upstream {
     meters: Arc<Meters>,
 }
 
-/// An upstream's metrics (feature `metrics` of tollgate-core): its requests by result, their
-/// duration, and its breaker's state.
+/// An upstream's metrics (feature `metrics` of tollgate-core): its requests by result
+/// (`tollgate_upstream_requests_total`), their duration, and its breaker's state
+/// (`tollgate_breaker_transitions_total`, `tollgate_breaker_open`). [`Upstream`] keeps one;
+/// an upstream that is not HTTP (Redis) keeps its own, so every upstream is counted alike.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_upstream::Meters;
+///
+/// let meters = Meters::new("redis", None);
+/// meters.request("ok", Some(Duration::from_micros(80)));
+/// meters.breaker(true);
+/// ```
 #[derive(Debug)]
-struct Meters {
+pub struct Meters {
     target: &'static str,
     issuer: Option<Arc<str>>,
     requests: Family<&'static str>,
@@ -203,7 +214,9 @@ struct Meters {
 }
 
 impl Meters {
-    fn new(target: &'static str, issuer: Option<Arc<str>>) -> Self {
+    /// The metrics of the upstream `target` (a bounded name: `key_service`, `jwks`, `redis`)
+    /// of `issuer`, if it belongs to one.
+    pub fn new(target: &'static str, issuer: Option<Arc<str>>) -> Self {
         Meters {
             target,
             issuer,
@@ -221,7 +234,9 @@ impl Meters {
         ]
     }
 
-    fn request(&self, result: &'static str, took: Option<Duration>) {
+    /// One request and its `result` (`ok`, `timeout`, `unavailable` when the open breaker
+    /// refused it...), with how long it took if it was sent.
+    pub fn request(&self, result: &'static str, took: Option<Duration>) {
         let labels = |result: &&'static str| {
             let mut labels = self.labels();
             labels.push(("result", (*result).into()));
@@ -235,7 +250,8 @@ impl Meters {
         }
     }
 
-    fn breaker(&self, open: bool) {
+    /// The breaker opened (`true`) or closed.
+    pub fn breaker(&self, open: bool) {
         let state = if open { "open" } else { "closed" };
         let labels = |state: &&'static str| {
             let mut labels = self.labels();

@@ -3,7 +3,8 @@
 //! - [`Upstream`]: the one fetch path every outbound request takes (key services, JWKS,
 //!   discovery, token and introspection endpoints): no redirects followed, a timeout, capped
 //!   reads, a retry only when the request provably reached no server, and a [`Breaker`] that
-//!   answers at once while an outage is known. Failures are [`UpstreamError`]s.
+//!   answers at once while an outage is known. Failures are [`UpstreamError`]s; [`Meters`]
+//!   count every upstream alike.
 //! - [`ServerMetadata::discover`]: OpenID Connect Discovery / RFC 8414 metadata, with the
 //!   exact-issuer check.
 //! - [`VerdictCache`]: the engine for credentials an upstream judges (API keys, opaque
@@ -21,7 +22,9 @@ mod verdicts;
 
 pub use breaker::{Breaker, BreakerPolicy, Permit};
 pub use discovery::{DiscoveryError, ServerMetadata};
-pub use fetch::{DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, Fetched, Upstream, UpstreamError, parse_json};
+pub use fetch::{
+    DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, Fetched, Meters, Upstream, UpstreamError, parse_json,
+};
 pub use verdicts::{
     BoxFuture, CachePolicy, DEFAULT_RETRY_AFTER, LocalVerdicts, Outcomes, RemoteVerifier,
     SharedStore, Stats, UpstreamErrors, VerdictCache, VerdictCacheBuilder, VerdictStore,
