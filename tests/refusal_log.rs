@@ -75,7 +75,8 @@ async fn refusals_are_logged_at_info_once_per_reason_per_interval_and_spans_say_
     assert!(
         text.lines().any(|l| l.contains("tollgate.authenticate")
             && l.contains("tollgate.outcome=\"authenticated\"")
-            && l.contains("tollgate.credential.kind=\"api_key\"")),
+            && l.contains("tollgate.credential.kind=\"api_key\"")
+            && l.contains("tollgate.key_id=\"key_reader_id\"")),
         "{text}"
     );
     for secret in [READER, UNKNOWN] {

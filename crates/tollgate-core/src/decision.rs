@@ -273,7 +273,8 @@ impl Decisions {
     }
 }
 
-/// The span of one authentication, its fields recorded once decided. OpenTelemetry has no
+/// The span of one authentication, its fields recorded once decided (`tollgate.key_id` for
+/// an API key). OpenTelemetry has no
 /// semantic conventions for authentication; the names follow its style under `tollgate.`.
 pub(crate) fn span() -> tracing::Span {
     tracing::debug_span!(
@@ -281,5 +282,15 @@ pub(crate) fn span() -> tracing::Span {
         "tollgate.outcome" = tracing::field::Empty,
         "tollgate.credential.kind" = tracing::field::Empty,
         "tollgate.issuer" = tracing::field::Empty,
+        "tollgate.key_id" = tracing::field::Empty,
     )
+}
+
+/// Records on the authentication's `span` what identifies the credential without being it:
+/// an API key's id (its principal's subject). A JWT's subject is a person, not a key: left
+/// to the application's own spans.
+pub(crate) fn record_key_id(span: &tracing::Span, principal: &Principal) {
+    if principal.kind() == CredentialKind::ApiKey && !span.is_disabled() {
+        span.record("tollgate.key_id", principal.subject());
+    }
 }

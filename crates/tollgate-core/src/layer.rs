@@ -269,6 +269,7 @@ where
                     let wanted = shared.decisions.wanted(&span);
                     let refusal = match verdict {
                         Ok(Some(principal)) => {
+                            decision::record_key_id(&span, &principal);
                             if wanted {
                                 let origin = shared.decisions.origin_of(&principal);
                                 decided = Some((origin, Outcome::Authenticated));
