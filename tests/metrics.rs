@@ -29,6 +29,14 @@ const LIMITED: &str = "sk_live_limited_0123456789";
 const UNKNOWN: &str = "sk_live_unknown_0123456789";
 const SUBJECT: &str = "alice-the-subject";
 
+/// `app` with its scrape on `/metrics`, outside the auth layers.
+fn with_metrics(app: Router, prometheus: PrometheusHandle) -> Router {
+    app.route(
+        "/metrics",
+        get(move || std::future::ready(prometheus.render())),
+    )
+}
+
 /// The process's recorder, installed once for the tests of this file.
 fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -67,14 +75,8 @@ async fn metrics_of_every_outcome_are_scraped_from_a_real_endpoint() {
             "/write",
             get(|_: RequireScopes<OrdersWrite>| async { "written" }),
         )
-        .layer(AuthLayer::new(api_keys.or(jwts)))
-        .route(
-            "/metrics",
-            get(move || {
-                let prometheus = prometheus.clone();
-                async move { prometheus.render() }
-            }),
-        );
+        .layer(AuthLayer::new(api_keys.or(jwts)));
+    let app = with_metrics(app, prometheus);
     let base = format!("http://{}", serve(app).await);
     let http = reqwest::Client::new();
     let get = |path: &str, header: Option<(&str, String)>| {
@@ -233,14 +235,8 @@ async fn metrics_labels_stay_bounded_when_an_authenticator_names_unbounded_issue
     let prometheus = prometheus();
     let app = Router::new()
         .route("/", get(|| async { "never" }))
-        .layer(AuthLayer::new(PerTenant))
-        .route(
-            "/metrics",
-            get(move || {
-                let prometheus = prometheus.clone();
-                async move { prometheus.render() }
-            }),
-        );
+        .layer(AuthLayer::new(PerTenant));
+    let app = with_metrics(app, prometheus);
     let base = format!("http://{}", serve(app).await);
     let http = reqwest::Client::new();
     for tenant in 0..40 {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tollgate_core::AuthError;
 use tollgate_jwt::{RevocationQuery, Revocations};
 
-use crate::store::{Inner, REVOCATION, RedisStore};
+use crate::store::{Inner, REVOCATION, RedisStore, Scan};
 
 /// What the mirror holds: per issuer, revoked `jti`s (until the token's `exp`) and subjects
 /// (with the time before which their tokens are revoked), in seconds since the epoch.
@@ -300,29 +300,18 @@ impl Inner {
         let mut count = 0;
         for kind in ["rt", "rs"] {
             let pattern = format!("{}{kind}:*", self.prefix);
-            let mut cursor = 0u64;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut redis)
-                    .await?;
-                if !keys.is_empty() {
-                    let values: Vec<Option<Vec<u8>>> = redis.mget(&keys).await?;
-                    for (key, value) in keys.iter().zip(values) {
-                        if let Some(r) = value.and_then(|v| self.open_revocation(key, &v)) {
-                            revoked.add(r, now, lifetime);
-                            count += 1;
-                        }
+            let mut scan = Scan::new(&pattern);
+            while let Some(keys) = scan.next(&mut redis).await? {
+                if keys.is_empty() {
+                    continue;
+                }
+                let values: Vec<Option<Vec<u8>>> = redis.mget(&keys).await?;
+                for (key, value) in keys.iter().zip(values) {
+                    if let Some(r) = value.and_then(|v| self.open_revocation(key, &v)) {
+                        revoked.add(r, now, lifetime);
+                        count += 1;
                     }
                 }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
             }
         }
         self.revoked.store(Arc::new(revoked));

@@ -351,6 +351,43 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The keys that match a pattern, a page at a time (SCAN: the server is not blocked, and a
+/// key present throughout is seen at least once).
+pub(crate) struct Scan<'p> {
+    pattern: &'p str,
+    /// `None` once the server said the scan is over.
+    cursor: Option<u64>,
+}
+
+impl<'p> Scan<'p> {
+    pub(crate) fn new(pattern: &'p str) -> Self {
+        Scan {
+            pattern,
+            cursor: Some(0),
+        }
+    }
+
+    /// The next page (possibly empty), or `None` when done.
+    pub(crate) async fn next(
+        &mut self,
+        redis: &mut ConnectionManager,
+    ) -> redis::RedisResult<Option<Vec<String>>> {
+        let Some(cursor) = self.cursor else {
+            return Ok(None);
+        };
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(self.pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(redis)
+            .await?;
+        self.cursor = (next != 0).then_some(next);
+        Ok(Some(keys))
+    }
+}
+
 /// How long `invalidate_all` may take to delete the shared entries.
 const INVALIDATE_ALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -402,24 +439,13 @@ impl VerdictStore for RedisStore {
         // Every key of the namespace, a page at a time: an operator's action, given longer.
         let _ = self
             .send("SCAN and UNLINK", INVALIDATE_ALL_TIMEOUT, async |redis| {
-                let mut cursor = 0u64;
-                loop {
-                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(redis)
-                        .await?;
+                let mut scan = Scan::new(&pattern);
+                while let Some(keys) = scan.next(redis).await? {
                     if !keys.is_empty() {
                         redis.unlink::<_, ()>(keys).await?;
                     }
-                    if next == 0 {
-                        return Ok(());
-                    }
-                    cursor = next;
                 }
+                Ok(())
             })
             .await;
         self.publish("invalidate_all", ALL).await;
