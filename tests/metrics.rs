@@ -37,6 +37,12 @@ fn with_metrics(app: Router, prometheus: PrometheusHandle) -> Router {
     )
 }
 
+/// The text of `base`'s `/metrics`, fetched over HTTP.
+async fn scrape(http: &reqwest::Client, base: &str) -> String {
+    let res = http.get(format!("{base}/metrics")).send().await.unwrap();
+    res.text().await.unwrap()
+}
+
 /// The process's recorder, installed once for the tests of this file.
 fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -111,14 +117,7 @@ async fn metrics_of_every_outcome_are_scraped_from_a_real_endpoint() {
     assert_eq!(get("/read", key("sk_live_new_one_0123456789")).await, 503);
     assert_eq!(get("/read", key("sk_live_new_two_0123456789")).await, 503);
 
-    let scrape = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = scrape(&http, &base).await;
     let values = series(&scrape);
     let issuer = idp.issuer();
     let expect = |name: String, value: f64| {
@@ -248,14 +247,7 @@ async fn metrics_labels_stay_bounded_when_an_authenticator_names_unbounded_issue
             .unwrap();
         assert_eq!(res.status(), 401);
     }
-    let scrape = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = scrape(&http, &base).await;
     let values = series(&scrape);
     let tenants = values
         .keys()
