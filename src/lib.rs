@@ -6,8 +6,9 @@ pub use tollgate_core::{
     AuthBody, AuthError, AuthLayer, AuthService, AuthSettings, Authenticator, BoxAuthenticator,
     Challenge, Credential, CredentialDigest, CredentialKind, CredentialSource,
     DEFAULT_MAX_CREDENTIAL_LEN, ErrorFormat, ErrorKind, GrpcStatus, JsonEnvelope, Or, Principal,
-    PrincipalBuilder, RefusalLog, ReplayStore, RequireScopesLayer, RequireScopesService, Rfc6750,
-    ScopeMatch, ScopePolicy, ScopeSet, Scopes, Via, is_jwt_shaped, layer, require_scopes,
+    PrincipalBuilder, RefusalLog, ReplayStore, RequireScopesLayer, RequireScopesService,
+    ResourceMetadata, ResourceMetadataBuilder, ResourceMetadataError, ResourceMetadataService,
+    Rfc6750, ScopeMatch, ScopePolicy, ScopeSet, Scopes, Via, is_jwt_shaped, layer, require_scopes,
     retry_after_value, scopes, telemetry,
 };
 

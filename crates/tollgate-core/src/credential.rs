@@ -279,6 +279,31 @@ impl CredentialSource {
         Ok(found)
     }
 
+    /// How these locations carry a bearer token, as RFC 9728's `bearer_methods_supported`
+    /// names them: `header` for `Authorization: Bearer`, `query` for a query parameter (an
+    /// API-key header or a cookie is neither).
+    ///
+    /// ```
+    /// use tollgate_core::CredentialSource;
+    ///
+    /// let source = CredentialSource::bearer().also_query("access_token");
+    /// assert_eq!(source.bearer_methods(), ["header", "query"]);
+    /// ```
+    pub fn bearer_methods(&self) -> Vec<&'static str> {
+        let mut methods = Vec::new();
+        for location in &self.locations {
+            let method = match location {
+                Location::Bearer => "header",
+                Location::Query(_) => "query",
+                Location::Header(_) | Location::Cookie(_) => continue,
+            };
+            if !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+        methods
+    }
+
     /// Whether the request carries anything in one of these locations, valid or not (an
     /// `Authorization` header of another scheme does not count). The layer's optional mode
     /// lets a request through anonymously only when this is false.

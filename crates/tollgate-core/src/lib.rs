@@ -15,6 +15,8 @@
 //! - [`ScopeSet`] / [`scopes!`], [`RequireScopesLayer`] and [`ScopePolicy`]: scope checks for
 //!   any tower service; with the `axum` feature, the extractors [`RequireScopes`],
 //!   [`RequireAnyScope`], [`Claims`] and `Principal` itself ([`extract`]).
+//! - [`ResourceMetadata`]: the protected-resource metadata of RFC 9728, served at its
+//!   well-known path, that every 401 can point to (`AuthLayer::resource_metadata`).
 //! - [`ReplayStore`]: one-time values (a proof's `jti`) refused when seen again.
 //! - [`telemetry`]: what tollgate counts, through the `metrics` facade (feature `metrics`),
 //!   and [`RefusalLog`]: how the layer logs refusals. Each authentication runs in a
@@ -91,6 +93,7 @@ pub mod layer;
 mod principal;
 mod replay;
 pub mod require_scopes;
+mod resource_metadata;
 mod scopes;
 mod settings;
 pub mod telemetry;
@@ -111,5 +114,8 @@ pub use layer::{AuthLayer, AuthService};
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
 pub use replay::ReplayStore;
 pub use require_scopes::{RequireScopesLayer, RequireScopesService};
+pub use resource_metadata::{
+    ResourceMetadata, ResourceMetadataBuilder, ResourceMetadataError, ResourceMetadataService,
+};
 pub use scopes::{ScopeMatch, ScopePolicy, ScopeSet, Scopes};
 pub use settings::AuthSettings;

@@ -123,6 +123,12 @@ impl Introspection {
         self.verdicts.stats()
     }
 
+    /// The configured issuer: the authorization server of this resource, for its RFC 9728
+    /// metadata.
+    pub fn issuer(&self) -> &str {
+        &self.verdicts.verifier().rules.issuer
+    }
+
     /// The introspection endpoint in use (configured or discovered).
     pub fn endpoint(&self) -> &str {
         &self.verdicts.verifier().url

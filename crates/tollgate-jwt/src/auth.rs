@@ -129,6 +129,12 @@ impl JwtAuth {
         stats
     }
 
+    /// The `iss` of every configured issuer: the authorization servers of this resource,
+    /// for its RFC 9728 metadata (`ResourceMetadata::builder(..).authorization_servers(..)`).
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.inner.issuers.keys().map(String::as_str)
+    }
+
     /// Verifies `token` as the layer does, without a request (for WebSocket handshakes,
     /// message queues...).
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
