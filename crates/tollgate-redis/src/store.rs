@@ -36,7 +36,8 @@ pub enum RedisStoreError {
 ///   expiry), so a key used on ten replicas costs one verification.
 /// - `invalidate(key)` / `invalidate_all()` on any replica deletes the shared entry and
 ///   publishes the revocation: every replica drops its local entry. A replica that loses its
-///   connection drops all its local verdicts, since it may have missed revocations.
+///   connection keeps serving its local verdicts meanwhile (as without Redis) and drops them
+///   all once subscribed again, since it may have missed revocations.
 /// - Keys are an HMAC of the credential's digest under your secret, values are sealed with
 ///   it: a dump reveals no credential, and an entry written by anyone without the secret (or
 ///   copied from another key, or replayed after its expiry) is never trusted.
@@ -155,7 +156,7 @@ impl RedisStore {
 
     /// Whether this replica hears revocations now: subscribed, and not disconnected since.
     /// For a readiness check; while it is `false`, revocations published elsewhere are
-    /// missed, which is why a disconnection drops every local verdict.
+    /// missed, which is why a replica drops every local verdict once it listens again.
     pub fn is_listening(&self) -> bool {
         self.inner.listening.load(Ordering::Relaxed)
     }
@@ -181,7 +182,12 @@ impl RedisStore {
             Err(timed_out) => permit.failed(*timed_out),
         };
         if changed {
-            self.inner.meters.breaker(answer.is_err());
+            let open = answer.is_err();
+            self.inner.meters.breaker(open);
+            match open {
+                true => tracing::warn!("Redis is down: requests are served without it"),
+                false => tracing::info!("Redis answers again"),
+            }
         }
         answer.ok()
     }
@@ -206,12 +212,13 @@ impl RedisStore {
             }
             Ok(Err(e)) => {
                 self.inner.meters.request("error", took);
-                tracing::warn!(command = what, error = %e, "Redis failed; served without it");
+                // Debug: the breaker's state changes are what is worth a warning.
+                tracing::debug!(command = what, error = %e, "Redis failed; served without it");
                 Err(false)
             }
             Err(_) => {
                 self.inner.meters.request("timeout", took);
-                tracing::warn!(
+                tracing::debug!(
                     command = what,
                     ?timeout,
                     "Redis timed out; served without it"
@@ -478,6 +485,11 @@ impl Inner {
     }
 
     fn set_listening(&self, listening: bool) {
+        if listening {
+            // Subscribed (again): what was cached before could have been revoked while this
+            // replica did not listen.
+            self.forget_all();
+        }
         self.listening.store(listening, Ordering::Relaxed);
         let value = if listening { 1.0 } else { 0.0 };
         let fleet = &self.fleet;
@@ -532,8 +544,9 @@ async fn listen(store: Weak<Inner>, mut received: UnboundedReceiver<PushInfo>) {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 );
-                tracing::warn!("lost the connection to Redis: local verdicts dropped");
-                inner.forget_all();
+                tracing::warn!(
+                    "lost the connection to Redis: local verdicts are served until it is back, then dropped"
+                );
             }
             // The client's resubscription after a reconnect, confirmed.
             PushKind::Subscribe => {

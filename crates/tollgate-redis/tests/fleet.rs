@@ -154,22 +154,31 @@ async fn fleet_keeps_answering_while_redis_is_down_and_fans_out_again_once_it_is
 
     redis.stop();
     keys.add_key(key(2), MockKey::new("key_2"));
+    let before = keys.requests();
     for _ in 0..5 {
         for replica in [a, b, c] {
-            // Cached or not, no 5xx because of Redis: the key service answers.
+            // No 5xx because of Redis: cached keys from the local cache, others from the
+            // key service, as without Redis.
             assert_eq!(replica.status(&key(1)).await, 200);
             assert_eq!(replica.status(&key(2)).await, 200);
             assert_eq!(replica.status("sk_live_unknown_0123456789").await, 401);
         }
     }
-
-    // Each noticed, and dropped what it could no longer prove current.
+    assert_eq!(
+        keys.requests(),
+        before + 6,
+        "key 2 and the unknown key, once per replica"
+    );
     assert!(replicas.iter().all(|r| !r.store.is_listening()));
 
     redis.start_again().await;
-    // The replicas reconnect and resubscribe by themselves: a revocation on A reaches B and
-    // C again, without a restart.
+    // The replicas reconnect and resubscribe by themselves, and drop what they could not
+    // prove current: key 1 is verified again.
     listening(&replicas).await;
+    let before = keys.requests();
+    assert_eq!(a.status(&key(1)).await, 200);
+    assert_eq!(keys.requests(), before + 1);
+    // A revocation on A reaches B and C again, without a restart.
     let mut n = 0;
     let healed = until(Duration::from_secs(15), async || {
         n += 1;
