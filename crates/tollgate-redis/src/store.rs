@@ -20,7 +20,7 @@ use crate::seal::Seal;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisStoreError {
-    /// The URL is not a Redis URL (`redis://`, `rediss://`, `redis+unix://`).
+    /// The URL is not a Redis URL this build can use (`redis://` or `redis+unix://`).
     #[error("not a Redis URL: {0}")]
     Url(String),
     /// No secret, or one shorter than 32 bytes.
@@ -100,10 +100,7 @@ pub(crate) struct Inner {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field(
-                "namespace",
-                &self.inner.channel.trim_end_matches(":revoked"),
-            )
+            .field("namespace", &self.inner.prefix.trim_end_matches(':'))
             .field("timeout", &self.inner.timeout)
             .finish_non_exhaustive()
     }
