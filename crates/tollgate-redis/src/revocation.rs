@@ -79,6 +79,11 @@ impl Revoked {
         }
     }
 
+    /// The time before which `subject`'s tokens are revoked, if they are.
+    fn subject_before(&self, issuer: &str, subject: &str) -> Option<u64> {
+        self.subjects.get(issuer)?.get(subject).copied()
+    }
+
     fn revoked(&self, token: &RevocationQuery<'_>) -> bool {
         let jti_revoked = token.jti.is_some_and(|jti| {
             self.tokens
@@ -87,11 +92,9 @@ impl Revoked {
         });
         jti_revoked
             || self
-                .subjects
-                .get(token.issuer)
-                .and_then(|subjects| subjects.get(token.subject))
+                .subject_before(token.issuer, token.subject)
                 // A token without `iat` cannot show it is newer.
-                .is_some_and(|before| token.issued_at.is_none_or(|iat| iat < *before))
+                .is_some_and(|before| token.issued_at.is_none_or(|iat| iat < before))
     }
 }
 
@@ -182,10 +185,17 @@ impl RevocationList {
         subject: &str,
         issued_before: SystemTime,
     ) -> Result<(), RevocationError> {
+        // Never weaker than one known already: the stored entry replaces the last one.
+        let known = self
+            .store
+            .inner()
+            .revoked
+            .load()
+            .subject_before(issuer, subject);
         let revocation = Revocation::Subject {
             iss: issuer.into(),
             sub: subject.into(),
-            before: secs(issued_before),
+            before: secs(issued_before).max(known.unwrap_or(0)),
         };
         let ttl = self.store.inner().max_token_lifetime;
         self.revoke(revocation, ttl).await
