@@ -527,9 +527,7 @@ impl Local {
             revalidating: Mutex::new(HashSet::new()),
         }
     }
-}
 
-impl Local {
     async fn forget(&self, digest: &CredentialDigest) {
         self.valid.invalidate(digest).await;
         self.refused.invalidate(digest).await;
