@@ -17,12 +17,19 @@ use tollgate_jwt::{RevocationQuery, Revocations};
 
 use crate::store::{Inner, REVOCATION, RedisStore, Scan};
 
-/// What the mirror holds: per issuer, revoked `jti`s (until the token's `exp`) and subjects
-/// (with the time before which their tokens are revoked), in seconds since the epoch.
+/// What the mirror holds, by issuer (one lookup of the issuer per check).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Revoked {
-    tokens: HashMap<Box<str>, HashMap<Box<str>, u64>>,
-    subjects: HashMap<Box<str>, HashMap<Box<str>, u64>>,
+    issuers: HashMap<Box<str>, ByIssuer>,
+}
+
+/// One issuer's revocations, in seconds since the epoch.
+#[derive(Debug, Default, Clone)]
+struct ByIssuer {
+    /// Revoked `jti`s, until the token's `exp`.
+    tokens: HashMap<Box<str>, u64>,
+    /// Subjects, with the time before which their tokens are revoked.
+    subjects: HashMap<Box<str>, u64>,
 }
 
 /// One revocation, as stored and published.
@@ -56,22 +63,18 @@ impl Revocation {
 }
 
 impl Revoked {
-    fn is_empty(&self) -> bool {
-        self.tokens.is_empty() && self.subjects.is_empty()
-    }
-
     /// Adds `revocation`, and drops what has expired in its issuer's entries.
     pub(crate) fn add(&mut self, revocation: Revocation, now: u64, max_token_lifetime: u64) {
         match revocation {
             Revocation::Token { iss, jti, exp } => {
-                let tokens = self.tokens.entry(iss.into()).or_default();
+                let tokens = &mut self.issuers.entry(iss.into()).or_default().tokens;
                 tokens.retain(|_, exp| *exp > now);
                 if exp > now {
                     tokens.insert(jti.into(), exp);
                 }
             }
             Revocation::Subject { iss, sub, before } => {
-                let subjects = self.subjects.entry(iss.into()).or_default();
+                let subjects = &mut self.issuers.entry(iss.into()).or_default().subjects;
                 subjects.retain(|_, before| before.saturating_add(max_token_lifetime) > now);
                 let before_then = subjects.entry(sub.into()).or_default();
                 *before_then = (*before_then).max(before);
@@ -81,20 +84,26 @@ impl Revoked {
 
     /// The time before which `subject`'s tokens are revoked, if they are.
     fn subject_before(&self, issuer: &str, subject: &str) -> Option<u64> {
-        self.subjects.get(issuer)?.get(subject).copied()
+        self.issuers.get(issuer)?.subjects.get(subject).copied()
+    }
+
+    /// How many tokens and subjects are revoked.
+    fn counts(&self) -> (usize, usize) {
+        self.issuers.values().fold((0, 0), |(t, s), by| {
+            (t + by.tokens.len(), s + by.subjects.len())
+        })
     }
 
     fn revoked(&self, token: &RevocationQuery<'_>) -> bool {
-        let jti_revoked = token.jti.is_some_and(|jti| {
-            self.tokens
-                .get(token.issuer)
-                .is_some_and(|tokens| tokens.contains_key(jti))
-        });
-        jti_revoked
-            || self
-                .subject_before(token.issuer, token.subject)
+        let Some(by) = self.issuers.get(token.issuer) else {
+            return false;
+        };
+        token.jti.is_some_and(|jti| by.tokens.contains_key(jti))
+            || by
+                .subjects
+                .get(token.subject)
                 // A token without `iat` cannot show it is newer.
-                .is_some_and(|before| token.issued_at.is_none_or(|iat| iat < before))
+                .is_some_and(|before| token.issued_at.is_none_or(|iat| iat < *before))
     }
 }
 
@@ -245,8 +254,7 @@ impl Revocations for RevocationList {
                 Duration::from_secs(5),
             ));
         }
-        let revoked = inner.revoked.load();
-        if !revoked.is_empty() && revoked.revoked(&token) {
+        if inner.revoked.load().revoked(&token) {
             return Err(AuthError::invalid_token("the token was revoked"));
         }
         Ok(())
@@ -267,16 +275,14 @@ impl Inner {
 
     /// The mirror's size, as gauges.
     fn count_revocations(&self) {
-        let revoked = self.revoked.load();
-        let count = |by_issuer: &HashMap<Box<str>, HashMap<Box<str>, u64>>| {
-            by_issuer.values().map(HashMap::len).sum::<usize>() as f64
-        };
+        let (tokens, subjects) = self.revoked.load().counts();
         let gauges = &self.fleet.revocations;
-        for (kind, n) in [
-            ("token", count(&revoked.tokens)),
-            ("subject", count(&revoked.subjects)),
-        ] {
-            gauges.with(kind, |kind| vec![("kind", (*kind).into())], |g| g.set(n));
+        for (kind, n) in [("token", tokens), ("subject", subjects)] {
+            gauges.with(
+                kind,
+                |kind| vec![("kind", (*kind).into())],
+                |g| g.set(n as f64),
+            );
         }
     }
 
