@@ -17,7 +17,7 @@ use tollgate_upstream::{BreakerPolicy, Upstream};
 use crate::cache::VerifiedCache;
 use crate::issuer::Source;
 use crate::keys::{KeySet, Lookup, PreparedKey};
-use crate::revocation::{RevocationQuery, Revocations};
+use crate::revocation::{RevocationQuery, Revocations, VerifiedTokens};
 use crate::store::{KeyStore, Refetch};
 use crate::token::Parsed;
 use crate::{BuildError, Issuer};
@@ -48,7 +48,7 @@ pub struct JwtAuth {
 struct Inner {
     issuers: HashMap<String, TrustedIssuer>,
     source: CredentialSource,
-    cache: Option<VerifiedCache>,
+    cache: Option<Arc<VerifiedCache>>,
     revocations: Option<Arc<dyn Revocations>>,
 }
 
@@ -133,6 +133,14 @@ impl JwtAuth {
     /// for its RFC 9728 metadata (`ResourceMetadata::builder(..).authorization_servers(..)`).
     pub fn issuers(&self) -> impl Iterator<Item = &str> {
         self.inner.issuers.keys().map(String::as_str)
+    }
+
+    /// How many verified tokens are cached (0 without the cache).
+    pub async fn cached_tokens(&self) -> u64 {
+        match &self.inner.cache {
+            Some(cache) => cache.len().await,
+            None => 0,
+        }
     }
 
     /// Verifies `token` as the layer does, without a request (for WebSocket handshakes,
@@ -288,15 +296,15 @@ impl Inner {
     }
 
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let principal = match self.cached(token).await {
-            Some(principal) => principal,
-            None => self.verify_uncached(token).await?,
-        };
-        self.not_revoked(principal)
+        match self.cached(token).await {
+            Some(principal) => self.not_revoked(principal),
+            None => self.verify_uncached(token).await,
+        }
     }
 
-    /// `principal`, unless its token was revoked: asked after the cache too, so a revoked
-    /// token is refused on its next request.
+    /// `principal`, unless its token was revoked: asked of cached tokens too, so a revoked
+    /// token is refused on its next request, and before a token is cached, so a revoked one
+    /// is not.
     fn not_revoked(&self, principal: Principal) -> Result<Principal, AuthError> {
         if let Some(revocations) = &self.revocations {
             revocations
@@ -330,7 +338,7 @@ impl Inner {
             .config
             .check_claims(&parsed.claims, now_secs())
             .map_err(by_issuer)?;
-        let principal = issuer.principal(parsed.claims, exp);
+        let principal = self.not_revoked(issuer.principal(parsed.claims, exp))?;
         if let Some(cache) = &self.cache {
             // Boxed for the same reason as the refetch: a miss has just paid for a signature
             // check, and the hits' future stays small.
@@ -352,12 +360,11 @@ impl Authenticator for JwtAuth {
         };
         // A token in the verified-token cache is a JWT; any other is looked at for its shape
         // first: not a JWT, it is another authenticator's (an opaque token for introspection).
-        let principal = match self.inner.cached(&token).await {
-            Some(principal) => principal,
-            None if !is_jwt_shaped(&token) => return Ok(None),
-            None => self.inner.verify_uncached(&token).await?,
-        };
-        self.inner.not_revoked(principal).map(Some)
+        match self.inner.cached(&token).await {
+            Some(principal) => self.inner.not_revoked(principal).map(Some),
+            None if !is_jwt_shaped(&token) => Ok(None),
+            None => self.inner.verify_uncached(&token).await.map(Some),
+        }
     }
 
     fn credential_source(&self) -> CredentialSource {
@@ -491,13 +498,18 @@ impl JwtAuthBuilder {
                 return Err(BuildError::DuplicateIssuer(iss));
             }
         }
+        let cache = self
+            .cache
+            .map(|(entries, ttl)| Arc::new(VerifiedCache::new(entries, ttl)));
+        if let (Some(revocations), Some(cache)) = (&self.revocations, &cache) {
+            let cache: Arc<dyn VerifiedTokens> = cache.clone();
+            revocations.attach(Arc::downgrade(&cache));
+        }
         Ok(JwtAuth {
             inner: Arc::new(Inner {
                 issuers,
                 source: self.source.max_len_if_unset(DEFAULT_MAX_TOKEN_LEN),
-                cache: self
-                    .cache
-                    .map(|(entries, ttl)| VerifiedCache::new(entries, ttl)),
+                cache,
                 revocations: self.revocations,
             }),
         })

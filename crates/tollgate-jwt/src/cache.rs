@@ -3,9 +3,14 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime};
 
+use std::future::Future;
+use std::pin::Pin;
+
 use moka::Expiry;
 use moka::future::Cache;
 use tollgate_core::{CredentialDigest, Principal};
+
+use crate::revocation::{RevocationQuery, TokenFilter, VerifiedTokens};
 
 #[derive(Clone)]
 struct Entry {
@@ -75,6 +80,12 @@ impl VerifiedCache {
         Some(entry.principal)
     }
 
+    /// How many tokens are cached.
+    pub(crate) async fn len(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        self.entries.entry_count()
+    }
+
     pub(crate) async fn insert(&self, token: &str, principal: &Principal, generation: u64) {
         if self.expiry.ttl(principal).is_zero() {
             return;
@@ -86,5 +97,25 @@ impl VerifiedCache {
         self.entries
             .insert(CredentialDigest::of(token), entry)
             .await;
+    }
+}
+
+impl VerifiedTokens for VerifiedCache {
+    fn purge<'a>(
+        &'a self,
+        revoked: TokenFilter<'a>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            // A scan per revocation, which is rare; the hot path pays nothing for it.
+            let doomed: Vec<_> = self
+                .entries
+                .iter()
+                .filter(|(_, entry)| revoked(RevocationQuery::of(&entry.principal)))
+                .map(|(digest, _)| *digest)
+                .collect();
+            for digest in doomed {
+                self.entries.invalidate(&digest).await;
+            }
+        })
     }
 }

@@ -58,7 +58,7 @@ pub use claims::ClaimRule;
 pub use error::BuildError;
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, LocalKeys};
 pub use jsonwebtoken::Algorithm;
-pub use revocation::{RevocationQuery, Revocations};
+pub use revocation::{RevocationQuery, Revocations, TokenFilter, VerifiedTokens};
 pub use scopes::ScopeMapping;
 
 /// The signature path alone, for the Wycheproof conformance test (feature `conformance`; not

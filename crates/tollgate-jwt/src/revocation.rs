@@ -1,5 +1,9 @@
 //! [`Revocations`]: tokens refused before their `exp`.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Weak;
+
 use tollgate_core::{AuthError, Principal};
 
 /// A verified token, as a revocation list is asked about it.
@@ -58,4 +62,24 @@ impl<'a> RevocationQuery<'a> {
 pub trait Revocations: Send + Sync + 'static {
     /// Whether `token` may still be used.
     fn check(&self, token: RevocationQuery<'_>) -> Result<(), AuthError>;
+
+    /// Called once by a `JwtAuth` with a verified-token cache, with that cache: a list that
+    /// learns of revocations (from other replicas) keeps it to drop the revoked tokens it
+    /// holds, which [`check`](Self::check) refuses anyway. The reference is weak; the default
+    /// keeps nothing.
+    fn attach(&self, cache: Weak<dyn VerifiedTokens>) {
+        let _ = cache;
+    }
+}
+
+/// A predicate over verified tokens, for [`VerifiedTokens::purge`].
+pub type TokenFilter<'a> = &'a (dyn Fn(RevocationQuery<'_>) -> bool + Send + Sync);
+
+/// A `JwtAuth`'s verified-token cache, as a [`Revocations`] list sees it.
+pub trait VerifiedTokens: Send + Sync {
+    /// Drops every cached token `revoked` holds true for.
+    fn purge<'a>(
+        &'a self,
+        revoked: TokenFilter<'a>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }

@@ -6,14 +6,14 @@
 //! then the messages. The check on a request reads the mirror, no Redis round trip.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 use tollgate_core::AuthError;
-use tollgate_jwt::{RevocationQuery, Revocations};
+use tollgate_jwt::{RevocationQuery, Revocations, VerifiedTokens};
 
 use crate::store::{Inner, REVOCATION, RedisStore, Scan};
 
@@ -213,7 +213,7 @@ impl RevocationList {
     async fn revoke(&self, revocation: Revocation, ttl: Duration) -> Result<(), RevocationError> {
         let inner = self.store.inner();
         // Here at once, whatever Redis says.
-        inner.revoked_locally(revocation.clone());
+        inner.revoked_locally(revocation.clone()).await;
         if ttl.is_zero() {
             return Ok(());
         }
@@ -243,6 +243,12 @@ impl RevocationList {
 }
 
 impl Revocations for RevocationList {
+    fn attach(&self, cache: Weak<dyn VerifiedTokens>) {
+        let inner = self.store.inner();
+        let mut caches = inner.token_caches.lock().unwrap_or_else(|e| e.into_inner());
+        caches.push(cache);
+    }
+
     fn check(&self, token: RevocationQuery<'_>) -> Result<(), AuthError> {
         let inner = self.store.inner();
         if let Some(bound) = self.refuse_after
@@ -262,7 +268,7 @@ impl Revocations for RevocationList {
 }
 
 impl Inner {
-    pub(crate) fn revoked_locally(&self, revocation: Revocation) {
+    pub(crate) async fn revoked_locally(&self, revocation: Revocation) {
         let now = secs(SystemTime::now());
         let lifetime = self.max_token_lifetime.as_secs();
         self.revoked.rcu(|revoked| {
@@ -270,7 +276,26 @@ impl Inner {
             revoked.add(revocation.clone(), now, lifetime);
             revoked
         });
+        self.mirror_changed().await;
+    }
+
+    /// After the mirror changed: its size counted, the revoked tokens dropped from the
+    /// verified-token caches (which refuse them anyway; this frees their room).
+    async fn mirror_changed(&self) {
         self.count_revocations();
+        let caches: Vec<Arc<dyn VerifiedTokens>> = {
+            let mut caches = self.token_caches.lock().unwrap_or_else(|e| e.into_inner());
+            caches.retain(|c| c.strong_count() > 0);
+            caches.iter().filter_map(Weak::upgrade).collect()
+        };
+        if caches.is_empty() {
+            return;
+        }
+        let revoked = self.revoked.load_full();
+        let filter = move |token: RevocationQuery<'_>| revoked.revoked(&token);
+        for cache in caches {
+            cache.purge(&filter).await;
+        }
     }
 
     /// The mirror's size, as gauges.
@@ -287,7 +312,7 @@ impl Inner {
     }
 
     /// A revocation published by a replica: `<key>\n<sealed value>`.
-    pub(crate) fn apply_revocation(&self, message: &[u8]) {
+    pub(crate) async fn apply_revocation(&self, message: &[u8]) {
         let Some(newline) = message.iter().position(|b| *b == b'\n') else {
             return;
         };
@@ -296,7 +321,7 @@ impl Inner {
             .ok()
             .and_then(|key| self.open_revocation(key, value))
         {
-            self.revoked_locally(revocation);
+            self.revoked_locally(revocation).await;
         }
     }
 
@@ -332,7 +357,7 @@ impl Inner {
         }
         self.revoked.store(Arc::new(revoked));
         self.out_of_sync_since.store(0, Ordering::Relaxed);
-        self.count_revocations();
+        self.mirror_changed().await;
         Ok(count)
     }
 }

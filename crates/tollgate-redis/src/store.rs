@@ -88,6 +88,9 @@ pub(crate) struct Inner {
     /// The mirror of the fleet's JWT revocations.
     #[cfg(feature = "jwt")]
     pub(crate) revoked: arc_swap::ArcSwap<crate::revocation::Revoked>,
+    /// The verified-token caches of the `JwtAuth`s using the revocation list.
+    #[cfg(feature = "jwt")]
+    pub(crate) token_caches: Mutex<Vec<Weak<dyn tollgate_jwt::VerifiedTokens>>>,
     #[cfg(feature = "jwt")]
     /// Since when (ms since the epoch) the mirror may have missed revocations; 0 when in
     /// sync.
@@ -334,6 +337,8 @@ impl RedisStoreBuilder {
                 #[cfg(feature = "jwt")]
                 revoked: Default::default(),
                 #[cfg(feature = "jwt")]
+                token_caches: Mutex::new(Vec::new()),
+                #[cfg(feature = "jwt")]
                 // Not read yet.
                 out_of_sync_since: std::sync::atomic::AtomicU64::new(now_millis()),
                 #[cfg(feature = "jwt")]
@@ -572,7 +577,7 @@ async fn apply(inner: &Inner, data: &[Value]) {
     #[cfg(feature = "jwt")]
     if let Some(revocation) = body.strip_prefix(REVOCATION) {
         inner.fleet.message("jwt_revocation", "received");
-        inner.apply_revocation(revocation);
+        inner.apply_revocation(revocation).await;
         return;
     }
     if body == ALL {

@@ -321,7 +321,7 @@ async fn jwt_replica(
     redis: &RedisServer,
     idp: &MockIdp,
     tune: impl FnOnce(RevocationList) -> RevocationList,
-) -> (RedisStore, RevocationList, ProtectedApp) {
+) -> (RedisStore, RevocationList, ProtectedApp, JwtAuth) {
     let store = RedisStore::builder(redis.url())
         .secret(SECRET)
         .build()
@@ -334,8 +334,8 @@ async fn jwt_replica(
         .build()
         .await
         .unwrap();
-    let app = ProtectedApp::start(AuthLayer::new(auth)).await;
-    (store, revocations, app)
+    let app = ProtectedApp::start(AuthLayer::new(auth.clone())).await;
+    (store, revocations, app, auth)
 }
 
 fn now() -> u64 {
@@ -351,9 +351,9 @@ async fn fleet_revokes_jwts_by_jti_and_by_subject_on_every_replica() {
         return;
     };
     let idp = MockIdp::start().await;
-    let (a_store, _, a) = jwt_replica(&redis, &idp, |r| r).await;
-    let (b_store, b_list, b) = jwt_replica(&redis, &idp, |r| r).await;
-    let (c_store, _, c) = jwt_replica(&redis, &idp, |r| r).await;
+    let (a_store, _, a, a_auth) = jwt_replica(&redis, &idp, |r| r).await;
+    let (b_store, b_list, b, _) = jwt_replica(&redis, &idp, |r| r).await;
+    let (c_store, _, c, _) = jwt_replica(&redis, &idp, |r| r).await;
     let listening = until(Duration::from_secs(5), async || {
         [&a_store, &b_store, &c_store]
             .iter()
@@ -392,6 +392,11 @@ async fn fleet_revokes_jwts_by_jti_and_by_subject_on_every_replica() {
         everywhere.await.is_some(),
         "A and C still accept the revoked jti"
     );
+    // A's verified-token cache no longer holds it (the check refused it anyway).
+    let purged = until(Duration::from_secs(2), async || {
+        a_auth.cached_tokens().await == 0
+    });
+    assert!(purged.await.is_some(), "A still caches the revoked token");
     assert_eq!(
         status(&a, &other).await,
         200,
@@ -425,7 +430,7 @@ async fn fleet_revokes_jwts_by_jti_and_by_subject_on_every_replica() {
     assert_eq!(status(&c, &newer).await, 200);
 
     // A replica started later reads what was revoked before it.
-    let (_, _, late) = jwt_replica(&redis, &idp, |r| r).await;
+    let (_, _, late, _) = jwt_replica(&redis, &idp, |r| r).await;
     let read = until(Duration::from_secs(5), async || {
         status(&late, &stolen).await == 401
     });
@@ -443,8 +448,8 @@ async fn fleet_revocations_out_of_sync_serve_by_default_and_refuse_when_asked() 
         return;
     };
     let idp = MockIdp::start().await;
-    let (lenient_store, _, lenient) = jwt_replica(&redis, &idp, |r| r).await;
-    let (strict_store, _, strict) = jwt_replica(&redis, &idp, |r| {
+    let (lenient_store, _, lenient, _) = jwt_replica(&redis, &idp, |r| r).await;
+    let (strict_store, _, strict, _) = jwt_replica(&redis, &idp, |r| {
         r.refuse_when_out_of_sync_for(Duration::from_millis(200))
     })
     .await;
