@@ -108,7 +108,8 @@ impl Seal {
     }
 }
 
-fn to_millis(at: SystemTime) -> u64 {
+/// `at` in milliseconds since the epoch (0 before it).
+pub(crate) fn to_millis(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

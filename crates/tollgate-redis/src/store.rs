@@ -340,7 +340,7 @@ impl RedisStoreBuilder {
                 token_caches: Mutex::new(Vec::new()),
                 #[cfg(feature = "jwt")]
                 // Not read yet.
-                out_of_sync_since: std::sync::atomic::AtomicU64::new(now_millis()),
+                out_of_sync_since: std::sync::atomic::AtomicU64::new(crate::seal::to_millis(std::time::SystemTime::now())),
                 #[cfg(feature = "jwt")]
                 max_token_lifetime: self.max_token_lifetime,
             }),
@@ -473,7 +473,9 @@ impl Inner {
     pub(crate) fn out_of_sync_for(&self) -> Option<Duration> {
         match self.out_of_sync_since.load(Ordering::Relaxed) {
             0 => None,
-            since => Some(Duration::from_millis(now_millis().saturating_sub(since))),
+            since => Some(Duration::from_millis(
+                crate::seal::to_millis(std::time::SystemTime::now()).saturating_sub(since),
+            )),
         }
     }
 
@@ -542,7 +544,7 @@ async fn listen(store: Weak<Inner>, mut received: UnboundedReceiver<PushInfo>) {
                 #[cfg(feature = "jwt")]
                 let _ = inner.out_of_sync_since.compare_exchange(
                     0,
-                    now_millis(),
+                    crate::seal::to_millis(std::time::SystemTime::now()),
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 );
@@ -593,13 +595,6 @@ async fn apply(inner: &Inner, data: &[Value]) {
             local.forget(&digest).await;
         }
     }
-}
-
-#[cfg(feature = "jwt")]
-fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The fleet's metrics (feature `metrics` of tollgate-core).
