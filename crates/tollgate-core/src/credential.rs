@@ -54,6 +54,7 @@ pub struct CredentialSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Location {
     Bearer,
+    Dpop,
     Header(HeaderName),
     Cookie(Box<str>),
     Query(Box<str>),
@@ -65,6 +66,9 @@ enum Location {
 pub enum Via {
     /// `Authorization: Bearer`.
     Bearer,
+    /// `Authorization: DPoP` (RFC 9449 §7.1): a sender-constrained token, whose proof the
+    /// authenticator checks.
+    Dpop,
     /// A named header.
     Header,
     /// A named cookie.
@@ -163,6 +167,14 @@ impl CredentialSource {
         Self::at(Location::Bearer)
     }
 
+    /// `Authorization: DPoP <token>` (RFC 9449 §7.1): the same token syntax and checks as
+    /// [`bearer`](Self::bearer), for a sender-constrained token whose `DPoP` proof header
+    /// the authenticator then verifies. Authenticators add it themselves where DPoP is
+    /// allowed (`Issuer::dpop` in `tollgate-jwt`).
+    pub fn dpop() -> Self {
+        Self::at(Location::Dpop)
+    }
+
     /// A named header carrying the bare credential (for example `x-api-key`).
     pub fn header(name: HeaderName) -> Self {
         Self::at(Location::Header(name))
@@ -190,6 +202,11 @@ impl CredentialSource {
     /// Also accepts `Authorization: Bearer`.
     pub fn also_bearer(self) -> Self {
         self.also(Location::Bearer)
+    }
+
+    /// Also accepts `Authorization: DPoP` (see [`dpop`](Self::dpop)).
+    pub fn also_dpop(self) -> Self {
+        self.also(Location::Dpop)
     }
 
     /// Also accepts the named header.
@@ -252,13 +269,23 @@ impl CredentialSource {
         self.locations.contains(&Location::Bearer)
     }
 
+    /// Whether the source reads `Authorization: DPoP`.
+    pub fn reads_dpop(&self) -> bool {
+        self.locations.contains(&Location::Dpop)
+    }
+
     /// Finds the credential: `Ok(None)` when the request carries none here, `Err` when what it
     /// carries is malformed (`invalid_request`) or too long (`invalid_token`).
     pub fn find<'r>(&self, parts: &'r Parts) -> Result<Option<Credential<'r>>, AuthError> {
         let mut found: Option<Credential<'r>> = None;
         for location in &self.locations {
             let here = match location {
-                Location::Bearer => self.bearer_in(&parts.headers)?.map(|v| (v, Via::Bearer)),
+                Location::Bearer => self
+                    .authorization_in(&parts.headers, b"bearer")?
+                    .map(|v| (v, Via::Bearer)),
+                Location::Dpop => self
+                    .authorization_in(&parts.headers, b"dpop")?
+                    .map(|v| (v, Via::Dpop)),
                 Location::Header(name) => self
                     .header_in(&parts.headers, name)?
                     .map(|v| (v, Via::Header)),
@@ -280,8 +307,8 @@ impl CredentialSource {
     }
 
     /// How these locations carry a bearer token, as RFC 9728's `bearer_methods_supported`
-    /// names them: `header` for `Authorization: Bearer`, `query` for a query parameter (an
-    /// API-key header or a cookie is neither).
+    /// names them: `header` for `Authorization: Bearer` (or `DPoP`), `query` for a query
+    /// parameter (an API-key header or a cookie is neither).
     ///
     /// ```
     /// use tollgate_core::CredentialSource;
@@ -293,7 +320,7 @@ impl CredentialSource {
         let mut methods = Vec::new();
         for location in &self.locations {
             let method = match location {
-                Location::Bearer => "header",
+                Location::Bearer | Location::Dpop => "header",
                 Location::Query(_) => "query",
                 Location::Header(_) | Location::Cookie(_) => continue,
             };
@@ -314,6 +341,11 @@ impl CredentialSource {
                 .get_all(AUTHORIZATION)
                 .iter()
                 .any(|v| scheme_is(v.as_bytes(), b"bearer")),
+            Location::Dpop => parts
+                .headers
+                .get_all(AUTHORIZATION)
+                .iter()
+                .any(|v| scheme_is(v.as_bytes(), b"dpop")),
             Location::Header(name) => parts.headers.contains_key(name),
             Location::Cookie(name) => {
                 cookie_pairs(&parts.headers).any(|(k, _)| k == name.as_bytes())
@@ -330,7 +362,22 @@ impl CredentialSource {
         for location in &self.locations {
             match location {
                 Location::Bearer if strip => {
-                    if self.bearer_in(&parts.headers).ok().flatten().is_some() {
+                    if self
+                        .authorization_in(&parts.headers, b"bearer")
+                        .ok()
+                        .flatten()
+                        .is_some()
+                    {
+                        parts.headers.remove(AUTHORIZATION);
+                    }
+                }
+                Location::Dpop if strip => {
+                    if self
+                        .authorization_in(&parts.headers, b"dpop")
+                        .ok()
+                        .flatten()
+                        .is_some()
+                    {
                         parts.headers.remove(AUTHORIZATION);
                     }
                 }
@@ -338,7 +385,9 @@ impl CredentialSource {
                     parts.headers.remove(name);
                 }
                 Location::Cookie(name) if strip => strip_cookie(&mut parts.headers, name),
-                Location::Bearer => mark_sensitive(&mut parts.headers, &AUTHORIZATION),
+                Location::Bearer | Location::Dpop => {
+                    mark_sensitive(&mut parts.headers, &AUTHORIZATION)
+                }
                 Location::Header(name) => mark_sensitive(&mut parts.headers, name),
                 Location::Cookie(_) => mark_sensitive(&mut parts.headers, &COOKIE),
                 Location::Query(name) => strip_query(&mut parts.uri, name),
@@ -355,13 +404,15 @@ impl CredentialSource {
     }
 
     /// The challenges a 401 names for these locations: `Bearer` for the `Authorization`
-    /// header and the query, `ApiKey` with the header's name for each header; cookies name
-    /// none (a browser session has no challenge scheme).
+    /// header and the query, `DPoP` for `Authorization: DPoP` (without its `algs`, which
+    /// the authenticator adds), `ApiKey` with the header's name for each header; cookies
+    /// name none (a browser session has no challenge scheme).
     pub fn challenges(&self) -> Vec<Challenge> {
         let mut out: Vec<Challenge> = Vec::new();
         for location in &self.locations {
             let challenge = match location {
                 Location::Bearer | Location::Query(_) => Challenge::bearer(),
+                Location::Dpop => Challenge::new("DPoP"),
                 Location::Header(name) => Challenge::api_key(name),
                 Location::Cookie(_) => continue,
             };
@@ -372,13 +423,18 @@ impl CredentialSource {
         out
     }
 
-    fn bearer_in<'h>(&self, headers: &'h HeaderMap) -> Result<Option<Cow<'h, str>>, AuthError> {
+    /// The token of an `Authorization: <scheme> <token>` header (`scheme` lowercase).
+    fn authorization_in<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        scheme: &[u8],
+    ) -> Result<Option<Cow<'h, str>>, AuthError> {
         let Some(value) = single(headers, &AUTHORIZATION)? else {
             return Ok(None);
         };
         let bytes = value.as_bytes();
-        if !scheme_is(bytes, b"bearer") {
-            // Another scheme (Basic, Digest...) is not a bearer credential.
+        if !scheme_is(bytes, scheme) {
+            // Another scheme (Basic, Digest...) is not this location's credential.
             return Ok(None);
         }
         let scheme_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());

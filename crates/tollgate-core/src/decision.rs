@@ -140,13 +140,15 @@ fn reason(kind: ErrorKind) -> &'static str {
         ErrorKind::InvalidRequest => "invalid_request",
         ErrorKind::InvalidToken => "invalid_token",
         ErrorKind::InsufficientScope => "insufficient_scope",
+        ErrorKind::InvalidDpopProof => "invalid_dpop_proof",
+        ErrorKind::UseDpopNonce => "use_dpop_nonce",
         ErrorKind::RateLimited => "rate_limited",
         ErrorKind::Unavailable => "unavailable",
     }
 }
 
 /// How many reasons there are: [`slot`]'s range.
-const REASONS: usize = 6;
+const REASONS: usize = 8;
 
 /// Where a reason's counter and sampling state are kept.
 fn slot(kind: ErrorKind) -> usize {
@@ -157,6 +159,8 @@ fn slot(kind: ErrorKind) -> usize {
         ErrorKind::InsufficientScope => 3,
         ErrorKind::RateLimited => 4,
         ErrorKind::Unavailable => 5,
+        ErrorKind::InvalidDpopProof => 6,
+        ErrorKind::UseDpopNonce => 7,
     }
 }
 

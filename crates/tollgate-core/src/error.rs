@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::{CredentialKind, Scopes};
 
@@ -25,6 +25,12 @@ pub enum ErrorKind {
     /// The credential is valid but does not carry the scopes the route needs:
     /// 403 `insufficient_scope`.
     InsufficientScope,
+    /// The `DPoP` proof of a sender-constrained request is missing, malformed, replayed or
+    /// for another request: 401 `invalid_dpop_proof` (RFC 9449 §7.1).
+    InvalidDpopProof,
+    /// The `DPoP` proof lacks the server's current nonce: 401 `use_dpop_nonce`, with a fresh
+    /// nonce in the `DPoP-Nonce` header (RFC 9449 §8).
+    UseDpopNonce,
     /// The credential is valid but over its rate limit or usage quota: 429.
     RateLimited,
     /// The service that verifies credentials (key service, IdP) could not be asked, or gave
@@ -36,7 +42,10 @@ impl ErrorKind {
     /// The HTTP status for this kind. This is the only place a status is decided.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorKind::MissingCredential | ErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorKind::MissingCredential
+            | ErrorKind::InvalidToken
+            | ErrorKind::InvalidDpopProof
+            | ErrorKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -50,9 +59,11 @@ impl ErrorKind {
     /// 14 `UNAVAILABLE` for an outage. Decided here, beside the HTTP status.
     pub fn grpc_code(self) -> u16 {
         match self {
-            ErrorKind::MissingCredential | ErrorKind::InvalidRequest | ErrorKind::InvalidToken => {
-                16
-            }
+            ErrorKind::MissingCredential
+            | ErrorKind::InvalidRequest
+            | ErrorKind::InvalidToken
+            | ErrorKind::InvalidDpopProof
+            | ErrorKind::UseDpopNonce => 16,
             ErrorKind::InsufficientScope => 7,
             ErrorKind::RateLimited => 8,
             ErrorKind::Unavailable => 14,
@@ -67,6 +78,8 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => Some("invalid_request"),
             ErrorKind::InvalidToken => Some("invalid_token"),
             ErrorKind::InsufficientScope => Some("insufficient_scope"),
+            ErrorKind::InvalidDpopProof => Some("invalid_dpop_proof"),
+            ErrorKind::UseDpopNonce => Some("use_dpop_nonce"),
             ErrorKind::MissingCredential | ErrorKind::RateLimited | ErrorKind::Unavailable => None,
         }
     }
@@ -88,6 +101,8 @@ impl ErrorKind {
             ErrorKind::InvalidRequest,
             ErrorKind::InvalidToken,
             ErrorKind::InsufficientScope,
+            ErrorKind::InvalidDpopProof,
+            ErrorKind::UseDpopNonce,
             ErrorKind::RateLimited,
             ErrorKind::Unavailable,
         ]
@@ -138,6 +153,10 @@ pub struct AuthError {
     /// through the layer, and an inline origin made each move a `memcpy`.
     #[serde(skip)]
     origin: Option<Box<(CredentialKind, Option<Arc<str>>)>>,
+    /// Response headers the refusal owes the client (`DPoP-Nonce`); boxed for the same
+    /// reason as the origin.
+    #[serde(skip)]
+    headers: Option<Box<HeaderMap>>,
 }
 
 impl AuthError {
@@ -150,6 +169,7 @@ impl AuthError {
             retry_after: None,
             scope: None,
             origin: None,
+            headers: None,
         }
     }
 
@@ -166,6 +186,22 @@ impl AuthError {
     /// The credential is not valid (401 `invalid_token`).
     pub fn invalid_token(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::InvalidToken, description)
+    }
+
+    /// The `DPoP` proof is not valid for this request (401 `invalid_dpop_proof`,
+    /// RFC 9449 §7.1).
+    pub fn invalid_dpop_proof(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::InvalidDpopProof, description)
+    }
+
+    /// The `DPoP` proof lacks the server's current nonce (401 `use_dpop_nonce`); `nonce`
+    /// is sent in the `DPoP-Nonce` header, for the client to retry with (RFC 9449 §8).
+    pub fn use_dpop_nonce(nonce: HeaderValue) -> Self {
+        Self::new(
+            ErrorKind::UseDpopNonce,
+            "the DPoP proof must carry the nonce this server provides",
+        )
+        .with_header(HeaderName::from_static("dpop-nonce"), nonce)
     }
 
     /// The credential lacks `needed` (403 `insufficient_scope`, `scope="…"` in the challenge).
@@ -193,6 +229,20 @@ impl AuthError {
         let mut err = Self::new(ErrorKind::Unavailable, description);
         err.retry_after = Some(retry_after);
         err
+    }
+
+    /// Adds a header to the refusal's response (set after the error format's own headers,
+    /// replacing one of the same name).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers
+            .get_or_insert_with(Default::default)
+            .insert(name, value);
+        self
+    }
+
+    /// The headers added with [`with_header`](Self::with_header).
+    pub fn headers(&self) -> Option<&HeaderMap> {
+        self.headers.as_deref()
     }
 
     /// Sets the `Retry-After` hint.

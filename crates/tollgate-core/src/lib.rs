@@ -6,7 +6,8 @@
 //! - [`AuthLayer`]: the tower layer that runs an authenticator in front of any service, and
 //!   [`AuthBody`], the body of its responses.
 //! - [`Principal`] and [`Scopes`]: the verified identity a layer puts in the request
-//!   extensions, whatever proved it.
+//!   extensions, whatever proved it; [`Binding`]: the key a sender-constrained token is
+//!   bound to (DPoP, client certificate).
 //! - [`AuthError`]: why a request was refused, and the one place its status is decided;
 //!   [`Challenge`]: what a 401 asks for; [`ErrorFormat`]: how the body looks ([`Rfc6750`] by
 //!   default, [`JsonEnvelope`] for your own).
@@ -80,6 +81,7 @@
 #![forbid(unsafe_code)]
 
 mod authenticator;
+mod binding;
 mod body;
 mod challenge;
 mod credential;
@@ -99,6 +101,7 @@ mod settings;
 pub mod telemetry;
 
 pub use authenticator::{Authenticator, BoxAuthenticator, Or};
+pub use binding::Binding;
 pub use body::AuthBody;
 pub use challenge::Challenge;
 pub use credential::{

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::Scopes;
+use crate::{Binding, Scopes};
 
 /// Which kind of credential proved a [`Principal`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,6 +51,7 @@ struct Inner {
     expires_at: Option<SystemTime>,
     scopes: Scopes,
     data: Value,
+    binding: Option<Binding>,
 }
 
 impl Principal {
@@ -63,6 +64,7 @@ impl Principal {
             expires_at: None,
             scopes: Scopes::empty(),
             data: Value::Null,
+            binding: None,
         })
     }
 
@@ -96,6 +98,13 @@ impl Principal {
         &self.0.scopes
     }
 
+    /// What the token is bound to, for a sender-constrained token (DPoP, RFC 9449, or a
+    /// client certificate, RFC 8705) whose request proved the binding; `None` for a bearer
+    /// credential.
+    pub fn binding(&self) -> Option<&Binding> {
+        self.0.binding.as_ref()
+    }
+
     /// The verified data: JWT claims, or the key's metadata (`Value::Null` when none).
     pub fn data(&self) -> &Value {
         &self.0.data
@@ -110,6 +119,7 @@ impl fmt::Debug for Principal {
             .field("issuer", &self.0.issuer)
             .field("expires_at", &self.0.expires_at)
             .field("scopes", &self.0.scopes)
+            .field("binding", &self.0.binding)
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +151,13 @@ impl PrincipalBuilder {
     /// Sets the verified data (default: `null`).
     pub fn data(mut self, data: Value) -> Self {
         self.0.data = data;
+        self
+    }
+
+    /// Marks the credential sender-constrained (default: a bearer credential). The
+    /// authenticator must refuse a request that does not prove `binding`.
+    pub fn binding(mut self, binding: Binding) -> Self {
+        self.0.binding = Some(binding);
         self
     }
 
@@ -210,6 +227,15 @@ struct Wire<'a> {
     scopes: Scopes,
     #[serde(default)]
     data: Value,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    jkt: Option<std::borrow::Cow<'a, str>>,
+    #[serde(
+        default,
+        borrow,
+        rename = "x5t#S256",
+        skip_serializing_if = "Option::is_none"
+    )]
+    x5t_s256: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl serde::Serialize for Principal {
@@ -225,6 +251,16 @@ impl serde::Serialize for Principal {
             }),
             scopes: p.scopes.clone(),
             data: p.data.clone(),
+            jkt: p
+                .binding
+                .as_ref()
+                .and_then(Binding::dpop_thumbprint)
+                .map(Into::into),
+            x5t_s256: p
+                .binding
+                .as_ref()
+                .and_then(Binding::certificate_thumbprint)
+                .map(Into::into),
         }
         .serialize(serializer)
     }
@@ -238,6 +274,13 @@ impl<'de> serde::Deserialize<'de> for Principal {
             .data(wire.data);
         if let Some(issuer) = wire.issuer {
             builder = builder.issuer(&*issuer);
+        }
+        if let Some(jkt) = wire.jkt {
+            builder = builder.binding(Binding::Dpop { jkt: jkt.into() });
+        } else if let Some(x5t_s256) = wire.x5t_s256 {
+            builder = builder.binding(Binding::Certificate {
+                x5t_s256: x5t_s256.into(),
+            });
         }
         if let Some(ms) = wire.expires_at {
             let at = std::time::UNIX_EPOCH
@@ -261,6 +304,9 @@ mod tests {
             .expires_at(at)
             .scopes(Scopes::from(["b", "a"]))
             .data(serde_json::json!({"plan": "pro"}))
+            .binding(Binding::Dpop {
+                jkt: "thumb".into(),
+            })
             .build();
         let json = serde_json::to_string(&p).unwrap();
         let back: Principal = serde_json::from_str(&json).unwrap();
@@ -270,5 +316,6 @@ mod tests {
         assert_eq!(back.expires_at(), Some(at));
         assert_eq!(back.scopes(), p.scopes());
         assert_eq!(back.data(), p.data());
+        assert_eq!(back.binding(), p.binding());
     }
 }

@@ -103,6 +103,11 @@ impl AuthSettings {
                 }
             }
         }
+        if let Some(extra) = error.headers() {
+            for (name, value) in extra {
+                res.headers_mut().insert(name, value.clone());
+            }
+        }
         if let Some(after) = error.retry_after()
             && !sets(&res, RETRY_AFTER)
         {

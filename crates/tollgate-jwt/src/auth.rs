@@ -10,7 +10,8 @@ use http::request::Parts;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use tollgate_core::{
-    AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal, is_jwt_shaped,
+    AuthError, AuthLayer, Authenticator, Binding, Challenge, Credential, CredentialKind,
+    CredentialSource, Principal, Via, is_jwt_shaped,
 };
 use tollgate_upstream::{BreakerPolicy, Upstream};
 
@@ -50,6 +51,9 @@ struct Inner {
     source: CredentialSource,
     cache: Option<Arc<VerifiedCache>>,
     revocations: Option<Arc<dyn Revocations>>,
+    /// Whether some issuer requires DPoP: without it, an unbound bearer token needs no look
+    /// at its issuer's DPoP settings.
+    dpop_required: bool,
 }
 
 /// A configured issuer with its keys.
@@ -149,7 +153,17 @@ impl JwtAuth {
         if token.len() > self.inner.source.length_limit() {
             return Err(AuthError::invalid_token("the credential is too long"));
         }
-        self.inner.verify(token).await
+        let principal = self.inner.verify(token).await?;
+        // Without a request there is no proof: a bound token cannot be used this way.
+        match self.inner.issuer_of(&principal) {
+            Some(issuer) => issuer
+                .config
+                .dpop
+                .check_bearer(&principal)
+                .map_err(|e| issuer.refusal(e))?,
+            None => return Err(AuthError::invalid_token("the token issuer is not trusted")),
+        }
+        Ok(principal)
     }
 }
 
@@ -221,7 +235,13 @@ impl TrustedIssuer {
         }
     }
 
-    fn principal(&self, claims: Map<String, Value>, exp: i64) -> Principal {
+    /// `e`, labelled as this issuer's refusal.
+    fn refusal(&self, e: AuthError) -> AuthError {
+        e.with_origin(CredentialKind::Jwt, Some(self.iss.clone()))
+    }
+
+    fn principal(&self, claims: Map<String, Value>, exp: i64) -> Result<Principal, AuthError> {
+        let binding = Binding::from_cnf(claims.get("cnf"))?;
         let subject = claims
             .get("sub")
             .or_else(|| claims.get("client_id"))
@@ -238,7 +258,10 @@ impl TrustedIssuer {
         {
             builder = builder.expires_at(at);
         }
-        builder.data(Value::Object(claims)).build()
+        if let Some(binding) = binding {
+            builder = builder.binding(binding);
+        }
+        Ok(builder.data(Value::Object(claims)).build())
     }
 }
 
@@ -302,6 +325,33 @@ impl Inner {
         }
     }
 
+    fn issuer_of(&self, principal: &Principal) -> Option<&TrustedIssuer> {
+        self.issuers.get(principal.issuer()?)
+    }
+
+    /// `principal`, if the way its token was presented fits the token's binding and its
+    /// issuer's DPoP settings ([`Dpop::check`](crate::Dpop::check)).
+    async fn presented_well(
+        &self,
+        parts: &Parts,
+        token: &Credential<'_>,
+        principal: Principal,
+    ) -> Result<Principal, AuthError> {
+        if principal.binding().is_none() && token.via() != Via::Dpop && !self.dpop_required {
+            return Ok(principal);
+        }
+        let Some(issuer) = self.issuer_of(&principal) else {
+            return Err(untrusted(AuthError::invalid_token(
+                "the token issuer is not trusted",
+            )));
+        };
+        // Boxed: a proof check is rare next to the cache hits whose future this would grow.
+        Box::pin(issuer.config.dpop.check(parts, token, &principal))
+            .await
+            .map_err(|e| issuer.refusal(e))?;
+        Ok(principal)
+    }
+
     /// `principal`, unless its token was revoked: asked of cached tokens too, so a revoked
     /// token is refused on its next request, and before a token is cached, so a revoked one
     /// is not.
@@ -338,7 +388,8 @@ impl Inner {
             .config
             .check_claims(&parsed.claims, now_secs())
             .map_err(by_issuer)?;
-        let principal = self.not_revoked(issuer.principal(parsed.claims, exp))?;
+        let principal = issuer.principal(parsed.claims, exp).map_err(by_issuer)?;
+        let principal = self.not_revoked(principal)?;
         if let Some(cache) = &self.cache {
             // Boxed for the same reason as the refetch: a miss has just paid for a signature
             // check, and the hits' future stays small.
@@ -346,6 +397,11 @@ impl Inner {
         }
         Ok(principal)
     }
+}
+
+/// The JOSE name of `alg` (`ES256`): its variant's name, which is what serde writes too.
+pub(crate) fn alg_name(alg: Algorithm) -> String {
+    format!("{alg:?}")
 }
 
 /// A refusal before the token's issuer is known to be one of ours: no issuer label.
@@ -360,15 +416,44 @@ impl Authenticator for JwtAuth {
         };
         // A token in the verified-token cache is a JWT; any other is looked at for its shape
         // first: not a JWT, it is another authenticator's (an opaque token for introspection).
-        match self.inner.cached(&token).await {
-            Some(principal) => self.inner.not_revoked(principal).map(Some),
-            None if !is_jwt_shaped(&token) => Ok(None),
-            None => self.inner.verify_uncached(&token).await.map(Some),
-        }
+        let principal = match self.inner.cached(&token).await {
+            Some(principal) => self.inner.not_revoked(principal)?,
+            None if !is_jwt_shaped(&token) => return Ok(None),
+            None => self.inner.verify_uncached(&token).await?,
+        };
+        self.inner
+            .presented_well(parts, &token, principal)
+            .await
+            .map(Some)
     }
 
     fn credential_source(&self) -> CredentialSource {
         self.inner.source.clone()
+    }
+
+    /// Those of the credential source, the `DPoP` one naming the proof algorithms the
+    /// issuers accept (RFC 9449 §7.1).
+    fn challenges(&self) -> Vec<Challenge> {
+        let mut algs: Vec<String> = Vec::new();
+        for issuer in self.inner.issuers.values() {
+            if issuer.config.dpop.is_enabled() {
+                for alg in issuer.config.dpop.algorithms_supported() {
+                    let name = alg_name(*alg);
+                    if !algs.contains(&name) {
+                        algs.push(name);
+                    }
+                }
+            }
+        }
+        self.inner
+            .source
+            .challenges()
+            .into_iter()
+            .map(|c| match c.scheme() {
+                "DPoP" if !algs.is_empty() => c.param("algs", algs.join(" ")),
+                _ => c,
+            })
+            .collect()
     }
 }
 
@@ -505,10 +590,15 @@ impl JwtAuthBuilder {
             let cache: Arc<dyn VerifiedTokens> = cache.clone();
             revocations.attach(Arc::downgrade(&cache));
         }
+        let mut source = self.source.max_len_if_unset(DEFAULT_MAX_TOKEN_LEN);
+        if issuers.values().any(|i| i.config.dpop.is_enabled()) {
+            source = source.also_dpop();
+        }
         Ok(JwtAuth {
             inner: Arc::new(Inner {
+                dpop_required: issuers.values().any(|i| i.config.dpop.is_required()),
                 issuers,
-                source: self.source.max_len_if_unset(DEFAULT_MAX_TOKEN_LEN),
+                source,
                 cache,
                 revocations: self.revocations,
             }),

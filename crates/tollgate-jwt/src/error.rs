@@ -16,6 +16,9 @@ pub enum BuildError {
     /// An issuer accepts no algorithm.
     #[error("issuer {0} accepts no algorithm")]
     NoAlgorithm(String),
+    /// An issuer's DPoP settings are not usable.
+    #[error("DPoP: {0}")]
+    Dpop(String),
     /// Configured keys could not be used.
     #[error("keys: {0}")]
     Keys(String),

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::keys::{KeySet, PreparedKey, check_rsa_modulus, parse_jwks, thumbprint};
 use crate::token::{Header, numeric_date};
-use crate::{BuildError, ClaimRule, ScopeMapping};
+use crate::{BuildError, ClaimRule, Dpop, ScopeMapping};
 
 /// The algorithms accepted by default: RSA (PKCS#1 and PSS), ECDSA P-256/P-384, Ed25519.
 /// HMAC is only ever accepted for keys you configure yourself ([`LocalKeys::hmac`]), and
@@ -91,6 +91,7 @@ pub struct Issuer {
     pub(crate) scopes: ScopeMapping,
     pub(crate) rules: Vec<ClaimRule>,
     pub(crate) refresh: Refresh,
+    pub(crate) dpop: Dpop,
 }
 
 impl Issuer {
@@ -107,6 +108,7 @@ impl Issuer {
             scopes: ScopeMapping::default(),
             rules: Vec::new(),
             refresh: Refresh::default(),
+            dpop: Dpop::off(),
         }
     }
 
@@ -252,7 +254,14 @@ impl Issuer {
         self
     }
 
-    /// The `iss` this issuer is for.
+    /// Whether this issuer's tokens may or must be DPoP-bound, and how proofs are checked
+    /// (default: [`Dpop::off`], and a token bound to a key is refused). See [`Dpop`].
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = dpop;
+        self
+    }
+
+    /// The `iss` this issuer is configured for.
     pub fn iss(&self) -> &str {
         &self.issuer
     }
@@ -264,7 +273,7 @@ impl Issuer {
         if self.algorithms.is_empty() {
             return Err(BuildError::NoAlgorithm(self.issuer.clone()));
         }
-        Ok(())
+        self.dpop.validate(&self.issuer)
     }
 
     /// Checks the header against this issuer's rules.

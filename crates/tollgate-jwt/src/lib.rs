@@ -15,6 +15,10 @@
 //!   path ([`ScopeMapping`]), the claims as its data (use `Claims<T>` in axum for your type).
 //! - [`ClaimRule`]s: which tokens an issuer is accepted for (equals, one of, glob, contains;
 //!   all/any), for workload identity tokens such as GitHub Actions'.
+//! - [`Dpop`]: sender-constrained tokens (RFC 9449), per issuer off, allowed or required:
+//!   the proof of each `Authorization: DPoP` request checked against the token's `cnf.jkt`,
+//!   replays refused (locally or fleet-wide), optional server nonces; a bound token is never
+//!   accepted as a bearer token.
 //! - An opt-in verified-token cache, and [`Revocations`]: tokens refused before their `exp`
 //!   (by `jti` or subject), asked on cached tokens too.
 //!
@@ -43,6 +47,7 @@ mod auth;
 mod cache;
 mod claims;
 mod crypto;
+mod dpop;
 mod error;
 mod issuer;
 mod keys;
@@ -55,6 +60,7 @@ pub use auth::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthBuilder, JwtLayer, JwtStats,
 };
 pub use claims::ClaimRule;
+pub use dpop::{DEFAULT_DPOP_ALGORITHMS, Dpop};
 pub use error::BuildError;
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, LocalKeys};
 pub use jsonwebtoken::Algorithm;
@@ -83,7 +89,7 @@ pub mod __conformance {
                 .map_err(|e| e.to_string())?;
             KeySet::new(keys.into_keys())
         };
-        let Ok(signed) = crate::token::Signed::parse(token) else {
+        let Ok(signed) = crate::token::Signed::<crate::token::Header>::parse(token) else {
             return Ok(false);
         };
         let Ok(alg) = signed.header.algorithm() else {

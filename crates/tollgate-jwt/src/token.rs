@@ -42,17 +42,37 @@ fn decode_part(part: &str) -> Result<Vec<u8>, AuthError> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| malformed())
 }
 
-/// A compact JWS split and its header decoded; the payload still encoded.
-pub(crate) struct Signed<'t> {
+/// A JOSE header as the splitting code needs it: whether it asks for what tollgate never
+/// accepts.
+pub(crate) trait JoseHeader: de::DeserializeOwned {
+    /// Whether it has `crit`.
+    fn has_crit(&self) -> bool;
+    /// Whether it has `enc` (a JWE).
+    fn has_enc(&self) -> bool;
+}
+
+impl JoseHeader for Header {
+    fn has_crit(&self) -> bool {
+        self.crit.is_some()
+    }
+
+    fn has_enc(&self) -> bool {
+        self.enc.is_some()
+    }
+}
+
+/// A compact JWS split and its header (an access token's, by default) decoded; the payload
+/// still encoded.
+pub(crate) struct Signed<'t, H = Header> {
     pub(crate) message: &'t str,
     pub(crate) signature: &'t str,
-    pub(crate) header: Header,
+    pub(crate) header: H,
     /// The payload, decoded (strict base64url: no padding, no stray characters, no
     /// non-zero unused bits).
     pub(crate) payload: Vec<u8>,
 }
 
-impl<'t> Signed<'t> {
+impl<'t, H: JoseHeader> Signed<'t, H> {
     /// Splits `token`: exactly three base64url parts, a JSON-object header with no `crit`
     /// and no `enc`.
     pub(crate) fn parse(token: &'t str) -> Result<Self, AuthError> {
@@ -61,16 +81,16 @@ impl<'t> Signed<'t> {
         if payload_b64.contains('.') || signature.is_empty() {
             return Err(malformed());
         }
-        let header: Header = serde_json::from_slice(&decode_part(header_b64)?)
+        let header: H = serde_json::from_slice(&decode_part(header_b64)?)
             .map_err(|_| AuthError::invalid_token("the token header is not valid"))?;
-        if header.crit.is_some() {
+        if header.has_crit() {
             // We implement no JWS extension, so any critical one is not understood
             // (RFC 7515 §4.1.11).
             return Err(AuthError::invalid_token(
                 "the token uses a critical header extension that is not supported",
             ));
         }
-        if header.enc.is_some() {
+        if header.has_enc() {
             return Err(AuthError::invalid_token(
                 "encrypted tokens are not accepted",
             ));
@@ -95,7 +115,7 @@ impl Header {
 impl<'t> Parsed<'t> {
     /// Splits and decodes `token`: a [`Signed`] JWS whose payload is a JSON object.
     pub(crate) fn parse(token: &'t str) -> Result<Self, AuthError> {
-        let signed = Signed::parse(token)?;
+        let signed = Signed::<Header>::parse(token)?;
         let claims = strict_object(&signed.payload)
             .map_err(|_| AuthError::invalid_token("the token claims are not valid JSON"))?;
         Ok(Parsed {

@@ -465,6 +465,11 @@ impl OpaqueTokenBuilder<'_> {
         self.claim("exp", exp)
     }
 
+    /// Binds the token to `key` (`cnf.jkt`, RFC 9449 §6).
+    pub fn dpop_bound(self, key: &crate::DpopKey) -> Self {
+        self.claim("cnf", key.cnf())
+    }
+
     /// Mints the token: a random string that means nothing but to the introspection endpoint.
     pub fn issue(self) -> String {
         let mut bytes = [0u8; 24];
@@ -558,6 +563,11 @@ impl TokenBuilder<'_> {
     pub fn expires_in(self, secs: i64) -> Self {
         let exp = now() as i64 + secs;
         self.claim("exp", exp)
+    }
+
+    /// Binds the token to `key` (`cnf.jkt`, RFC 9449 §6).
+    pub fn dpop_bound(self, key: &crate::DpopKey) -> Self {
+        self.claim("cnf", key.cnf())
     }
 
     /// Signs the token.

@@ -9,6 +9,9 @@
 //!   tollgate's generic JSON one, with keys added, revoked and expired at run time, injected
 //!   faults and a request counter.
 //!
+//! - [`DpopKey`]: a client's DPoP key, whose `cnf` binds a minted token to it, and
+//!   [`ProofBuilder`]: its proofs, good or broken (replayed, for another method, URI or
+//!   token, stale, HMAC or unsigned, a private key in the header).
 //! - [`ProtectedApp`]: one route behind your layer, served, counting its handler's runs;
 //!   [`serve`]: your own router on a random 127.0.0.1 port, for real HTTP calls in tests;
 //!   [`unreachable_url`]: a URL where nothing listens; [`prometheus_series`]: a scrape read
@@ -40,6 +43,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod dpop;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod idp;
@@ -49,6 +53,7 @@ mod redis;
 mod server;
 
 pub use app::ProtectedApp;
+pub use dpop::{DpopKey, ProofBuilder};
 pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, OpaqueTokenBuilder, SigningKey, TokenBuilder};
 pub use key_service::{Fault, MockKey, MockKeyService};
 pub use paired::{alternating, quartiles};

@@ -1,0 +1,660 @@
+//! [`Dpop`]: sender-constrained tokens on the resource server (RFC 9449 §4.3, §7): whether an
+//! issuer's tokens may or must be DPoP-bound, and the check of the proof each request sends.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::Jwk;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tollgate_core::{
+    AuthError, Binding, Credential, CredentialDigest, Principal, ReplayStore, Via,
+};
+
+use crate::BuildError;
+use crate::keys::prepare;
+use crate::token::{JoseHeader, Signed, numeric_date, strict_object};
+
+/// The proof algorithms accepted by default: every asymmetric algorithm jsonwebtoken
+/// verifies (never `none`, never HMAC: RFC 9449 §4.2).
+pub const DEFAULT_DPOP_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+];
+
+/// The longest `DPoP` header accepted, in bytes: room for an RSA-4096 key and signature.
+const MAX_PROOF_LEN: usize = 8 * 1024;
+
+/// The longest `jti` accepted, in bytes.
+const MAX_JTI_LEN: usize = 256;
+
+/// Proof `jti`s remembered locally at most.
+const LOCAL_REPLAY_CAPACITY: u64 = 100_000;
+
+/// The `DPoP` request header.
+static DPOP: HeaderName = HeaderName::from_static("dpop");
+
+/// Whether an issuer's tokens may be sender-constrained with DPoP (RFC 9449), and how proofs
+/// are checked. Set per issuer with [`Issuer::dpop`](crate::Issuer::dpop) (and on
+/// `tollgate-introspect`'s `Introspection`); the default is [`off`](Self::off).
+///
+/// With DPoP [`allowed`](Self::allowed) or [`required`](Self::required), the authenticator
+/// also reads `Authorization: DPoP <token>`, and for each such request checks the one `DPoP`
+/// header: a JWT with `typ: dpop+jwt`, an allowed asymmetric algorithm, a public `jwk` in
+/// its header that verifies its signature, `htm` and `htu` naming this request (the URI
+/// without query and fragment, compared after RFC 3986 normalisation), an `iat` within the
+/// [proof window](Self::proof_window), a `jti` not seen before in that window (per key),
+/// `ath` the hash of the access token, and, with [nonces](Self::nonces), the server's
+/// nonce. The token's `cnf.jkt` must then be the RFC 7638 thumbprint of the proof's key.
+///
+/// Whatever the mode, a token whose `cnf` binds it to a key is never accepted as a plain
+/// bearer token (no downgrade), and a proof problem is a 401 `invalid_dpop_proof` whose
+/// `DPoP` challenge names the accepted algorithms. The principal of a DPoP-bound request
+/// says so: [`Principal::binding`](tollgate_core::Principal::binding).
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_jwt::{Dpop, Issuer};
+///
+/// let issuer = Issuer::discover("https://idp.example.com")
+///     .audience("orders-api")
+///     .dpop(
+///         Dpop::required()
+///             // What clients call: the service runs behind a proxy.
+///             .external_url("https://api.example.com")
+///             .proof_window(Duration::from_secs(30)),
+///     );
+/// # let _ = issuer;
+/// ```
+#[derive(Clone)]
+pub struct Dpop {
+    mode: Mode,
+    algorithms: Vec<Algorithm>,
+    window: Duration,
+    external_url: Option<String>,
+    replay: Replay,
+    nonces: Option<Arc<Nonces>>,
+    nonce_rotation: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Off,
+    Allowed,
+    Required,
+}
+
+impl fmt::Debug for Dpop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dpop")
+            .field("mode", &self.mode)
+            .field("algorithms", &self.algorithms)
+            .field("proof_window", &self.window)
+            .field("external_url", &self.external_url)
+            .field(
+                "shared_replay_store",
+                &matches!(self.replay, Replay::Shared(_)),
+            )
+            .field("nonces", &self.nonces.is_some())
+            .finish()
+    }
+}
+
+impl Default for Dpop {
+    fn default() -> Self {
+        Dpop::off()
+    }
+}
+
+impl Dpop {
+    fn with_mode(mode: Mode) -> Self {
+        Dpop {
+            mode,
+            algorithms: DEFAULT_DPOP_ALGORITHMS.to_vec(),
+            window: Duration::from_secs(60),
+            external_url: None,
+            replay: Replay::Local(local_replay(Duration::from_secs(120))),
+            nonces: None,
+            nonce_rotation: Duration::from_secs(300),
+        }
+    }
+
+    /// No DPoP (the default): `Authorization: DPoP` is not read for this issuer, and a token
+    /// bound to a key (`cnf`) is refused.
+    pub fn off() -> Self {
+        Self::with_mode(Mode::Off)
+    }
+
+    /// DPoP-bound tokens with their proof, and unbound tokens as bearer tokens.
+    pub fn allowed() -> Self {
+        Self::with_mode(Mode::Allowed)
+    }
+
+    /// Only DPoP-bound tokens, with their proof: a token without `cnf.jkt` is refused.
+    pub fn required() -> Self {
+        Self::with_mode(Mode::Required)
+    }
+
+    /// The proof algorithms accepted (default: [`DEFAULT_DPOP_ALGORITHMS`]). HMAC algorithms
+    /// are refused when the authenticator is built: a proof must be signed by a key only the
+    /// client holds.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// How far a proof's `iat` may be from now, either way (default: 60 s). Proofs are
+    /// remembered for twice this, to refuse a replay.
+    pub fn proof_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        if let Replay::Local(_) = self.replay {
+            self.replay = Replay::Local(local_replay(window * 2));
+        }
+        self
+    }
+
+    /// The scheme, host and port (and path prefix, if any) clients use to reach this
+    /// service, such as `https://api.example.com`, for the `htu` check: behind a proxy, the
+    /// `Host` the service sees may not be the one the client called. Default: the request's
+    /// own authority (its URI's, else its `Host` header) with the scheme of its URI, else
+    /// `https` (a plain-HTTP service with no proxy sets `http://host:port` here).
+    pub fn external_url(mut self, url: impl Into<String>) -> Self {
+        self.external_url = Some(url.into());
+        self
+    }
+
+    /// Remembers proof `jti`s in `store` (default: this process's memory, bounded). With the
+    /// fleet's store (`tollgate-redis`'s `RedisStore`), a proof replayed to another replica
+    /// is refused too.
+    pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
+        self.replay = Replay::Shared(Arc::new(store));
+        self
+    }
+
+    /// Requires server nonces (RFC 9449 §8, default: off): a proof without this server's
+    /// current nonce is refused with 401 `use_dpop_nonce` and a fresh one in the `DPoP-Nonce`
+    /// header, which the client retries with. Nonces are derived from `secret` (at least 32
+    /// bytes) and the time, so no state is kept and replicas given the same secret accept
+    /// each other's nonces.
+    pub fn nonces(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.nonces = Some(Arc::new(Nonces {
+            secret: secret.as_ref().to_vec(),
+        }));
+        self
+    }
+
+    /// How often the nonce changes (default: 5 min); the previous one is still accepted
+    /// for one more period.
+    pub fn nonce_rotation(mut self, every: Duration) -> Self {
+        self.nonce_rotation = every;
+        self
+    }
+
+    /// Whether DPoP is allowed or required.
+    pub fn is_enabled(&self) -> bool {
+        self.mode != Mode::Off
+    }
+
+    /// Whether DPoP is required (RFC 9728's `dpop_bound_access_tokens_required`).
+    pub fn is_required(&self) -> bool {
+        self.mode == Mode::Required
+    }
+
+    /// The proof algorithms accepted (RFC 9728's `dpop_signing_alg_values_supported`, and
+    /// the `algs` of the `DPoP` challenge).
+    pub fn algorithms_supported(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    pub(crate) fn validate(&self, issuer: &str) -> Result<(), BuildError> {
+        let bad = |why: &str| Err(BuildError::Dpop(format!("issuer {issuer}: {why}")));
+        if self.mode == Mode::Off {
+            return Ok(());
+        }
+        if self.algorithms.is_empty() {
+            return bad("DPoP accepts no algorithm");
+        }
+        if self
+            .algorithms
+            .iter()
+            .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+        {
+            return bad("DPoP proofs cannot be HMAC-signed");
+        }
+        if self.window.is_zero() {
+            return bad("the DPoP proof window is zero");
+        }
+        if let Some(url) = &self.external_url {
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => return bad("the DPoP external URL is not an http(s) URL"),
+            }
+        }
+        if let Some(nonces) = &self.nonces {
+            if nonces.secret.len() < 32 {
+                return bad("the DPoP nonce secret is shorter than 32 bytes");
+            }
+            if self.nonce_rotation.as_secs() == 0 {
+                return bad("the DPoP nonce rotation is under a second");
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks how `principal`'s token was presented in `parts`: with `Authorization: DPoP`,
+    /// the proof and its key against the token's binding; otherwise, that the token is not
+    /// bound and DPoP is not required. Every authenticator calls this after verifying a
+    /// token, cached or not.
+    pub async fn check(
+        &self,
+        parts: &Parts,
+        token: &Credential<'_>,
+        principal: &Principal,
+    ) -> Result<(), AuthError> {
+        if token.via() != Via::Dpop {
+            return self.check_bearer(principal);
+        }
+        if self.mode == Mode::Off {
+            return Err(AuthError::invalid_token(
+                "this issuer's tokens are not accepted with DPoP",
+            ));
+        }
+        let Some(jkt) = principal.binding().and_then(Binding::dpop_thumbprint) else {
+            return Err(AuthError::invalid_token(
+                "the token is not DPoP-bound; send it as a bearer token",
+            ));
+        };
+        self.check_proof(parts, token, jkt).await
+    }
+
+    /// Checks a token presented without a proof (a bearer token, or one verified outside a
+    /// request): it must not be bound, and DPoP must not be required.
+    pub fn check_bearer(&self, principal: &Principal) -> Result<(), AuthError> {
+        match principal.binding() {
+            Some(Binding::Dpop { .. }) => Err(AuthError::invalid_token(
+                "the token is DPoP-bound: send it with the DPoP scheme and a proof",
+            )),
+            Some(_) => Err(AuthError::invalid_token(
+                "the token is bound to a client certificate, which this service does not check",
+            )),
+            None if self.mode == Mode::Required => Err(AuthError::invalid_token(
+                "this issuer's tokens must be DPoP-bound",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// RFC 9449 §4.3, in order of cost: the proof's form, the nonce, the signature, the
+    /// claims that tie it to this request and token, the key's thumbprint, and last the
+    /// replay check (so a proof refused for another reason spends no `jti`).
+    async fn check_proof(&self, parts: &Parts, token: &str, jkt: &str) -> Result<(), AuthError> {
+        let proof = one_proof(parts)?;
+        let signed = Signed::<ProofHeader>::parse(proof)
+            .map_err(|_| AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS"))?;
+        let header = &signed.header;
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt"))
+        {
+            return Err(AuthError::invalid_dpop_proof(
+                "the DPoP proof's typ is not dpop+jwt",
+            ));
+        }
+        let alg = Algorithm::from_str(&header.alg)
+            .ok()
+            .filter(|alg| self.algorithms.contains(alg))
+            .ok_or_else(|| {
+                AuthError::invalid_dpop_proof("the DPoP proof's algorithm is not accepted")
+            })?;
+        let key = proof_key(header.jwk.as_ref(), alg)?;
+        let claims = strict_object(&signed.payload)
+            .map_err(|_| AuthError::invalid_dpop_proof("the DPoP proof's claims are not valid"))?;
+        if let Some(nonces) = &self.nonces {
+            nonces.check(claims.get("nonce"), self.nonce_rotation)?;
+        }
+        let valid = jsonwebtoken::crypto::verify(
+            signed.signature,
+            signed.message.as_bytes(),
+            &key.key,
+            alg,
+        )
+        .unwrap_or(false);
+        if !valid {
+            return Err(AuthError::invalid_dpop_proof(
+                "the DPoP proof's signature is not valid",
+            ));
+        }
+        if claim_str(&claims, "htm") != Some(parts.method.as_str()) {
+            return Err(AuthError::invalid_dpop_proof(
+                "the DPoP proof is for another HTTP method",
+            ));
+        }
+        if !self.htu_matches(claim_str(&claims, "htu"), parts) {
+            return Err(AuthError::invalid_dpop_proof(
+                "the DPoP proof is for another URI",
+            ));
+        }
+        self.check_iat(&claims)?;
+        if claim_str(&claims, "ath") != Some(&token_hash(token)) {
+            return Err(AuthError::invalid_dpop_proof(
+                "the DPoP proof is for another access token",
+            ));
+        }
+        if key.material != jkt {
+            return Err(AuthError::invalid_token(
+                "the token is bound to another key than the DPoP proof's",
+            ));
+        }
+        let jti = claim_str(&claims, "jti")
+            .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
+            .ok_or_else(|| AuthError::invalid_dpop_proof("the DPoP proof has no valid jti"))?;
+        if !self.replay.first_use(jkt, jti, self.window * 2).await {
+            return Err(AuthError::invalid_dpop_proof(
+                "the DPoP proof was used before",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_iat(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+        let stale =
+            || AuthError::invalid_dpop_proof("the DPoP proof is too old or from the future");
+        let iat = numeric_date(claims, "iat")
+            .ok()
+            .flatten()
+            .ok_or_else(|| AuthError::invalid_dpop_proof("the DPoP proof has no valid iat"))?;
+        let window = i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX);
+        let now = unix_now();
+        if iat < now.saturating_sub(window) || iat > now.saturating_add(window) {
+            return Err(stale());
+        }
+        Ok(())
+    }
+
+    /// Whether `htu` names this request's URI, query and fragment aside (RFC 9449 §4.3,
+    /// check 9), both sides normalised by the `url` crate (case of scheme and host, default
+    /// ports, dot segments) and for percent-encoding case and unreserved characters.
+    fn htu_matches(&self, htu: Option<&str>, parts: &Parts) -> bool {
+        let Some(Ok(htu)) = htu.map(url::Url::parse) else {
+            return false;
+        };
+        let path = parts.uri.path();
+        let expected = match &self.external_url {
+            Some(base) => format!("{}{}", base.trim_end_matches('/'), path),
+            None => {
+                let authority = parts
+                    .uri
+                    .authority()
+                    .map(|a| a.as_str())
+                    .or_else(|| parts.headers.get(http::header::HOST)?.to_str().ok());
+                let Some(authority) = authority else {
+                    return false;
+                };
+                let scheme = parts.uri.scheme_str().unwrap_or("https");
+                format!("{scheme}://{authority}{path}")
+            }
+        };
+        let Ok(expected) = url::Url::parse(&expected) else {
+            return false;
+        };
+        htu.scheme() == expected.scheme()
+            && htu.host_str() == expected.host_str()
+            && htu.port_or_known_default() == expected.port_or_known_default()
+            && htu.username().is_empty()
+            && htu.password().is_none()
+            && normalized_path(htu.path()) == normalized_path(expected.path())
+    }
+}
+
+/// The one `DPoP` header of the request, as text.
+fn one_proof(parts: &Parts) -> Result<&str, AuthError> {
+    let mut proofs = parts.headers.get_all(&DPOP).iter();
+    let proof = proofs
+        .next()
+        .ok_or_else(|| AuthError::invalid_dpop_proof("the request has no DPoP proof"))?;
+    if proofs.next().is_some() {
+        return Err(AuthError::invalid_dpop_proof(
+            "the request has more than one DPoP proof",
+        ));
+    }
+    if proof.len() > MAX_PROOF_LEN {
+        return Err(AuthError::invalid_dpop_proof("the DPoP proof is too long"));
+    }
+    proof
+        .to_str()
+        .map_err(|_| AuthError::invalid_dpop_proof("the DPoP proof is not valid text"))
+}
+
+/// The public key of the proof's header, prepared for `alg`: private parameters (or a
+/// symmetric key) refuse it, and so do the rules of a JWKS key (RSA size, curve for `alg`).
+fn proof_key(jwk: Option<&Value>, alg: Algorithm) -> Result<crate::keys::PreparedKey, AuthError> {
+    const PRIVATE: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+    let Some(Value::Object(members)) = jwk else {
+        return Err(AuthError::invalid_dpop_proof(
+            "the DPoP proof has no jwk header",
+        ));
+    };
+    if PRIVATE.iter().any(|m| members.contains_key(*m)) {
+        return Err(AuthError::invalid_dpop_proof(
+            "the DPoP proof's jwk holds private key material",
+        ));
+    }
+    let unusable = |_| AuthError::invalid_dpop_proof("the DPoP proof's jwk is not a usable key");
+    let jwk: Jwk = Jwk::deserialize(jwk.unwrap_or(&Value::Null))
+        .map_err(|_| AuthError::invalid_dpop_proof("the DPoP proof's jwk is not a usable key"))?;
+    prepare(&jwk, &[alg]).map_err(unusable)
+}
+
+fn claim_str<'c>(claims: &'c Map<String, Value>, name: &str) -> Option<&'c str> {
+    claims.get(name).and_then(Value::as_str)
+}
+
+/// `ath`: base64url(SHA-256(access token)) (RFC 9449 §4.2).
+pub(crate) fn token_hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A path with percent-encodings upper-cased and unreserved characters decoded
+/// (RFC 3986 §6.2.2.1–2).
+fn normalized_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(Some(h)), Some(Some(l))) = (
+                bytes.get(i + 1).map(|b| hex(*b)),
+                bytes.get(i + 2).map(|b| hex(*b)),
+            )
+        {
+            let c = (h * 16 + l) as u8;
+            if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                out.push(c as char);
+            } else {
+                out.push_str(&format!("%{c:02X}"));
+            }
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i] as char);
+        i += 1;
+    }
+    out
+}
+
+/// The header of a proof: the access-token header's members plus the public key.
+#[derive(Deserialize)]
+struct ProofHeader {
+    alg: String,
+    typ: Option<String>,
+    jwk: Option<Value>,
+    crit: Option<Value>,
+    enc: Option<Value>,
+}
+
+impl JoseHeader for ProofHeader {
+    fn has_crit(&self) -> bool {
+        self.crit.is_some()
+    }
+
+    fn has_enc(&self) -> bool {
+        self.enc.is_some()
+    }
+}
+
+/// Where proof `jti`s are remembered.
+#[derive(Clone)]
+enum Replay {
+    Local(moka::future::Cache<CredentialDigest, ()>),
+    Shared(Arc<dyn DynReplayStore>),
+}
+
+fn local_replay(ttl: Duration) -> moka::future::Cache<CredentialDigest, ()> {
+    moka::future::Cache::builder()
+        .max_capacity(LOCAL_REPLAY_CAPACITY)
+        .time_to_live(ttl)
+        .build()
+}
+
+impl Replay {
+    /// Whether `jti` is new for the key `jkt` (a `jti` is unique per key, RFC 9449 §11.1).
+    async fn first_use(&self, jkt: &str, jti: &str, ttl: Duration) -> bool {
+        let id = format!("dpop:{jkt}:{jti}");
+        match self {
+            Replay::Local(seen) => seen
+                .entry(CredentialDigest::of(&id))
+                .or_insert(())
+                .await
+                .is_fresh(),
+            Replay::Shared(store) => store.first_use_boxed(&id, ttl).await,
+        }
+    }
+}
+
+/// The object-safe twin of [`ReplayStore`].
+trait DynReplayStore: Send + Sync + 'static {
+    fn first_use_boxed<'a>(
+        &'a self,
+        id: &'a str,
+        ttl: Duration,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+}
+
+impl<S: ReplayStore> DynReplayStore for S {
+    fn first_use_boxed<'a>(
+        &'a self,
+        id: &'a str,
+        ttl: Duration,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(self.first_use(id, ttl))
+    }
+}
+
+/// Stateless server nonces: the rotation period's number and its HMAC, so any replica with
+/// the secret can tell a current nonce from a forged or stale one.
+struct Nonces {
+    secret: Vec<u8>,
+}
+
+impl Nonces {
+    const MAC_LEN: usize = 16;
+
+    fn period(rotation: Duration) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        now / rotation.as_secs().max(1)
+    }
+
+    fn mac(&self, period: u64) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
+        mac.update(b"tollgate dpop nonce");
+        mac.update(&period.to_be_bytes());
+        mac
+    }
+
+    /// The nonce of the current period.
+    fn current(&self, rotation: Duration) -> String {
+        let period = Self::period(rotation);
+        let tag = self.mac(period).finalize().into_bytes();
+        let mut raw = period.to_be_bytes().to_vec();
+        raw.extend_from_slice(&tag[..Self::MAC_LEN]);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// `Ok` for the current or the previous period's nonce; `use_dpop_nonce` with the
+    /// current one otherwise.
+    fn check(&self, nonce: Option<&Value>, rotation: Duration) -> Result<(), AuthError> {
+        let valid = nonce
+            .and_then(Value::as_str)
+            .and_then(|n| URL_SAFE_NO_PAD.decode(n).ok())
+            .filter(|raw| raw.len() == 8 + Self::MAC_LEN)
+            .is_some_and(|raw| {
+                let period = u64::from_be_bytes(raw[..8].try_into().unwrap_or_default());
+                let now = Self::period(rotation);
+                (period == now || period.saturating_add(1) == now)
+                    && self.mac(period).verify_truncated_left(&raw[8..]).is_ok()
+            });
+        if valid {
+            return Ok(());
+        }
+        let fresh = HeaderValue::from_str(&self.current(rotation))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        Err(AuthError::use_dpop_nonce(fresh))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_compared_after_normalisation() {
+        assert_eq!(normalized_path("/a%7eb/%2f"), "/a~b/%2F");
+        assert_eq!(normalized_path("/%41%zz"), "/A%zz");
+    }
+
+    #[test]
+    fn nonces_of_this_and_the_last_period_pass_others_do_not() {
+        let nonces = Nonces {
+            secret: vec![7; 32],
+        };
+        let rotation = Duration::from_secs(300);
+        let now = Value::String(nonces.current(rotation));
+        assert!(nonces.check(Some(&now), rotation).is_ok());
+        let other = Nonces {
+            secret: vec![8; 32],
+        };
+        assert!(other.check(Some(&now), rotation).is_err());
+        let err = nonces.check(None, rotation).unwrap_err();
+        assert_eq!(err.kind(), tollgate_core::ErrorKind::UseDpopNonce);
+        assert!(err.headers().unwrap().contains_key("dpop-nonce"));
+    }
+}
