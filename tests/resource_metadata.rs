@@ -143,3 +143,78 @@ fn resource_metadata_refuses_identifiers_rfc_9728_does_not_allow() {
         ResourceMetadataError::NoAuthorizationServer
     );
 }
+
+#[tokio::test]
+async fn resource_metadata_of_a_dpop_resource_names_its_algorithms_and_requirement() {
+    use tollgate::jwt::{Algorithm, Dpop};
+    use tollgate_testkit::DpopKey;
+
+    let idp = MockIdp::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let jwts = JwtAuth::builder()
+        .issuer(
+            Issuer::discover(idp.issuer()).audience(&base).dpop(
+                Dpop::required()
+                    .algorithms([Algorithm::ES256, Algorithm::EdDSA])
+                    .external_url(&base),
+            ),
+        )
+        .build()
+        .await
+        .unwrap();
+    let metadata = ResourceMetadata::builder(&base)
+        .authorization_servers(jwts.issuers())
+        .bearer_methods_of(&jwts.credential_source())
+        .dpop_algorithms_of(&jwts)
+        .dpop_bound_access_tokens_required(jwts.dpop_required())
+        .build()
+        .unwrap();
+    let document: serde_json::Value = serde_json::from_str(metadata.document()).unwrap();
+    assert_eq!(
+        document["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "EdDSA"])
+    );
+    assert_eq!(document["dpop_bound_access_tokens_required"], true);
+    assert_eq!(
+        document["bearer_methods_supported"],
+        serde_json::json!(["header"])
+    );
+
+    let app = Router::new()
+        .route("/tools", post(|| async { "tools" }))
+        .layer(AuthLayer::new(jwts).resource_metadata(metadata.url()))
+        .route_service(metadata.path(), metadata.service());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let res = http.post(format!("{base}/tools")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let challenges: Vec<_> = res
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let dpop = challenges.iter().find(|c| c.starts_with("DPoP ")).unwrap();
+    assert!(dpop.contains(r#"algs="ES256 EdDSA""#), "{dpop}");
+    assert!(dpop.contains("resource_metadata="), "{dpop}");
+
+    let key = DpopKey::generate(Algorithm::ES256);
+    let token = idp
+        .token()
+        .claim("aud", base.as_str())
+        .dpop_bound(&key)
+        .sign();
+    let proof = key
+        .proof("POST", &format!("{base}/tools"))
+        .access_token(&token)
+        .build();
+    let res = http
+        .post(format!("{base}/tools"))
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 
-use crate::{CredentialSource, ScopeSet};
+use crate::{Authenticator, CredentialSource, ScopeSet};
 
 /// Where the metadata of any resource is found, before the resource's own path (RFC 9728 §3).
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -72,6 +72,8 @@ pub struct ResourceMetadataBuilder {
     authorization_servers: Vec<String>,
     scopes: Vec<String>,
     bearer_methods: Vec<&'static str>,
+    dpop_algs: Vec<String>,
+    dpop_required: bool,
     resource_name: Option<String>,
     documentation: Option<String>,
 }
@@ -84,6 +86,10 @@ struct Document<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     scopes_supported: &'a [String],
     bearer_methods_supported: &'a [&'static str],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    dpop_signing_alg_values_supported: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dpop_bound_access_tokens_required: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     resource_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,6 +105,8 @@ impl ResourceMetadata {
             authorization_servers: Vec::new(),
             scopes: Vec::new(),
             bearer_methods: Vec::new(),
+            dpop_algs: Vec::new(),
+            dpop_required: false,
             resource_name: None,
             documentation: None,
         }
@@ -167,6 +175,49 @@ impl ResourceMetadataBuilder {
         self
     }
 
+    /// Sets `dpop_signing_alg_values_supported` from the `algs` of `authenticator`'s `DPoP`
+    /// challenge (default: none listed, as for an authenticator without DPoP).
+    ///
+    /// ```
+    /// use tollgate_core::{Authenticator, Challenge, ResourceMetadata};
+    /// # use tollgate_core::{AuthError, CredentialSource, Principal};
+    /// # struct Tokens;
+    /// # impl Authenticator for Tokens {
+    /// #     async fn authenticate(&self, _: &http::request::Parts) -> Result<Option<Principal>, AuthError> { Ok(None) }
+    /// #     fn credential_source(&self) -> CredentialSource { CredentialSource::bearer().also_dpop() }
+    /// #     fn challenges(&self) -> Vec<Challenge> {
+    /// #         vec![Challenge::bearer(), Challenge::new("DPoP").param("algs", "ES256 EdDSA")]
+    /// #     }
+    /// # }
+    /// let metadata = ResourceMetadata::builder("https://api.example.com")
+    ///     .authorization_server("https://login.example.com")
+    ///     .dpop_algorithms_of(&Tokens)
+    ///     .dpop_bound_access_tokens_required(true)
+    ///     .build()
+    ///     .unwrap();
+    /// let document: serde_json::Value = serde_json::from_str(metadata.document()).unwrap();
+    /// assert_eq!(document["dpop_signing_alg_values_supported"], serde_json::json!(["ES256", "EdDSA"]));
+    /// assert_eq!(document["dpop_bound_access_tokens_required"], true);
+    /// ```
+    pub fn dpop_algorithms_of<A: Authenticator>(mut self, authenticator: &A) -> Self {
+        self.dpop_algs = authenticator
+            .challenges()
+            .iter()
+            .filter(|c| c.scheme() == "DPoP")
+            .filter_map(|c| c.get("algs"))
+            .flat_map(str::split_whitespace)
+            .map(str::to_owned)
+            .collect();
+        self
+    }
+
+    /// Sets `dpop_bound_access_tokens_required` (default: `false`, and left out): whether
+    /// the resource accepts DPoP-bound tokens only (`JwtAuth::dpop_required()`).
+    pub fn dpop_bound_access_tokens_required(mut self, required: bool) -> Self {
+        self.dpop_required = required;
+        self
+    }
+
     /// A human-readable name of the resource (`resource_name`, default: none).
     pub fn resource_name(mut self, name: impl Into<String>) -> Self {
         self.resource_name = Some(name.into());
@@ -208,6 +259,8 @@ impl ResourceMetadataBuilder {
             authorization_servers: &self.authorization_servers,
             scopes_supported: &self.scopes,
             bearer_methods_supported: &bearer_methods,
+            dpop_signing_alg_values_supported: &self.dpop_algs,
+            dpop_bound_access_tokens_required: self.dpop_required,
             resource_name: self.resource_name.as_deref(),
             resource_documentation: self.documentation.as_deref(),
         })

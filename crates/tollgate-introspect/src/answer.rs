@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
-use tollgate_core::{AuthError, CredentialKind, Principal};
+use tollgate_core::{AuthError, Binding, CredentialKind, Principal};
 use tollgate_jwt::{ClaimRule, ScopeMapping};
 
 /// How the `aud` of an introspection answer is checked against the configured audiences.
@@ -83,9 +83,13 @@ impl Rules {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        let binding = Binding::from_cnf(answer.get("cnf"))?;
         let mut builder = Principal::builder(subject, CredentialKind::OpaqueToken)
             .issuer(self.issuer.clone())
             .scopes(self.scopes.scopes(&answer));
+        if let Some(binding) = binding {
+            builder = builder.binding(binding);
+        }
         if let Some(at) =
             exp.and_then(|s| UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(s).ok()?))
         {

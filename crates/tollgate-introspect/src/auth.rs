@@ -8,9 +8,10 @@ use http::HeaderValue;
 use http::request::Parts;
 use tollgate_client::ClientCredentials;
 use tollgate_core::{
-    AuthError, AuthLayer, Authenticator, CredentialKind, CredentialSource, Principal,
+    AuthError, AuthLayer, Authenticator, Challenge, CredentialKind, CredentialSource, Principal,
+    Via,
 };
-use tollgate_jwt::{ClaimRule, ScopeMapping};
+use tollgate_jwt::{ClaimRule, Dpop, InvalidDpop, ScopeMapping};
 use tollgate_upstream::{
     BreakerPolicy, CachePolicy, DiscoveryError, ServerMetadata, SharedStore, Stats, Upstream,
     VerdictCache, VerdictStore,
@@ -49,6 +50,9 @@ pub enum BuildError {
     /// The bearer token is not a valid header value.
     #[error("the bearer token is not a valid header value")]
     BearerToken,
+    /// The DPoP settings are not usable.
+    #[error("DPoP: {0}")]
+    Dpop(#[from] InvalidDpop),
 }
 
 /// An [`AuthLayer`] that authenticates opaque tokens by introspection.
@@ -67,6 +71,7 @@ pub struct Introspection {
     verdicts: VerdictCache<Endpoint>,
     source: CredentialSource,
     introspect_jwts: bool,
+    dpop: Dpop,
 }
 
 impl fmt::Debug for Introspection {
@@ -94,6 +99,7 @@ impl Introspection {
             rules: Vec::new(),
             introspect_jwts: false,
             source: CredentialSource::bearer(),
+            dpop: Dpop::off(),
             upstream: Upstream::new("introspection endpoint")
                 .target("introspection")
                 .timeout(DEFAULT_TIMEOUT),
@@ -129,6 +135,12 @@ impl Introspection {
         &self.verdicts.verifier().rules.issuer
     }
 
+    /// Whether DPoP-bound tokens are required (RFC 9728's
+    /// `dpop_bound_access_tokens_required`).
+    pub fn dpop_required(&self) -> bool {
+        self.dpop.is_required()
+    }
+
     /// The introspection endpoint in use (configured or discovered).
     pub fn endpoint(&self) -> &str {
         &self.verdicts.verifier().url
@@ -144,17 +156,27 @@ impl Authenticator for Introspection {
             // A JWT: the JWT authenticator's.
             return Ok(None);
         }
-        match self.verdicts.verdict(&token).await {
-            Ok(principal) => Ok(Some(principal)),
-            Err(e) => {
-                let issuer = self.verdicts.verifier().rules.issuer.clone();
-                Err(e.with_origin(CredentialKind::OpaqueToken, Some(issuer)))
-            }
+        let refused = |e: AuthError| {
+            let issuer = self.verdicts.verifier().rules.issuer.clone();
+            e.with_origin(CredentialKind::OpaqueToken, Some(issuer))
+        };
+        let principal = self.verdicts.verdict(&token).await.map_err(refused)?;
+        if principal.binding().is_some() || token.via() == Via::Dpop || self.dpop.is_required() {
+            // Boxed: a proof check is rare next to the cache hits whose future this would grow.
+            Box::pin(self.dpop.check(parts, &token, &principal))
+                .await
+                .map_err(refused)?;
         }
+        Ok(Some(principal))
     }
 
     fn credential_source(&self) -> CredentialSource {
         self.source.clone()
+    }
+
+    /// Those of the credential source, the `DPoP` one naming the proof algorithms.
+    fn challenges(&self) -> Vec<Challenge> {
+        Dpop::name_algorithms(self.source.challenges(), [&self.dpop])
     }
 }
 
@@ -171,6 +193,7 @@ pub struct IntrospectionBuilder {
     rules: Vec<ClaimRule>,
     introspect_jwts: bool,
     source: CredentialSource,
+    dpop: Dpop,
     upstream: Upstream,
     store: Option<SharedStore>,
     cache: CachePolicy,
@@ -237,8 +260,16 @@ impl IntrospectionBuilder {
         self
     }
 
+    /// Whether this issuer's opaque tokens may or must be DPoP-bound (`cnf.jkt` in the
+    /// introspection answer, RFC 9449 §6.2), and how proofs are checked (default:
+    /// [`Dpop::off`], and a bound token is refused). See [`Dpop`].
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = dpop;
+        self
+    }
+
     /// Where tokens are read, and how long they may be (default: `Authorization: Bearer`,
-    /// 4 KiB).
+    /// 4 KiB; `Authorization: DPoP` is added when [DPoP](Self::dpop) is allowed).
     pub fn credential_source(mut self, source: CredentialSource) -> Self {
         self.source = source;
         self
@@ -289,6 +320,7 @@ impl IntrospectionBuilder {
     /// no credentials or audience were configured, or discovery fails.
     pub async fn build(self) -> Result<Introspection, BuildError> {
         let auth = self.auth.ok_or(BuildError::NoCredentials)??;
+        self.dpop.validate()?;
         if self.audiences.is_empty() && self.audience_policy != AudiencePolicy::Ignored {
             return Err(BuildError::NoAudience);
         }
@@ -327,10 +359,15 @@ impl IntrospectionBuilder {
         if let Some(store) = self.store {
             engine = engine.store(store);
         }
+        let mut source = self.source.max_len_if_unset(DEFAULT_MAX_TOKEN_LEN);
+        if self.dpop.is_enabled() {
+            source = source.also_dpop();
+        }
         Ok(Introspection {
             verdicts: engine.build(),
-            source: self.source.max_len_if_unset(DEFAULT_MAX_TOKEN_LEN),
+            source,
             introspect_jwts: self.introspect_jwts,
+            dpop: self.dpop,
         })
     }
 }

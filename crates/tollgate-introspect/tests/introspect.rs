@@ -508,3 +508,98 @@ async fn introspect_logs_and_errors_never_contain_the_token() {
         assert!(!seen.contains(secret.as_str()), "responses leak a secret");
     }
 }
+
+/// A DPoP request to `app`'s route (served at `GET /` on 127.0.0.1).
+async fn dpop_call(app: &ProtectedApp, token: &str, proof: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .get(app.url())
+        .header("authorization", format!("DPoP {token}"));
+    if let Some(proof) = proof {
+        req = req.header("dpop", proof);
+    }
+    let res = req.send().await.unwrap();
+    let challenge = res
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    (res.status().as_u16(), challenge)
+}
+
+#[tokio::test]
+async fn introspect_dpop_bound_opaque_tokens_need_their_proof_cached_or_not() {
+    use tollgate_jwt::Dpop;
+    use tollgate_testkit::DpopKey;
+
+    let idp = idp().await;
+    let app = serve(
+        introspection(&idp)
+            .dpop(Dpop::allowed())
+            .build()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let htu = app.url().replacen("http://", "https://", 1);
+    let key = DpopKey::generate(tollgate_jwt::Algorithm::ES256);
+    let token = idp.opaque_token().dpop_bound(&key).issue();
+
+    let proof = key.proof("GET", &htu).access_token(&token).build();
+    assert_eq!(dpop_call(&app, &token, Some(&proof)).await.0, 200);
+    // The verdict is cached now, the proof is still checked: a replay, a missing proof and
+    // another key's proof are refused, and a bound token is no bearer token.
+    let (code, challenge) = dpop_call(&app, &token, Some(&proof)).await;
+    assert_eq!(code, 401);
+    assert!(
+        challenge.contains(r#"error="invalid_dpop_proof""#),
+        "{challenge}"
+    );
+    assert_eq!(dpop_call(&app, &token, None).await.0, 401);
+    let thief = DpopKey::generate(tollgate_jwt::Algorithm::ES256);
+    let stolen = thief.proof("GET", &htu).access_token(&token).build();
+    let (code, challenge) = dpop_call(&app, &token, Some(&stolen)).await;
+    assert_eq!(code, 401);
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+    assert_eq!(status(&app, &token).await, 401);
+    assert_eq!(app.hits(), 1);
+    assert_eq!(idp.introspection_requests(), 1);
+
+    let fresh = key.proof("GET", &htu).access_token(&token).build();
+    assert_eq!(dpop_call(&app, &token, Some(&fresh)).await.0, 200);
+    // An unbound opaque token still works as a bearer token.
+    assert_eq!(status(&app, &idp.opaque_token().issue()).await, 200);
+}
+
+#[tokio::test]
+async fn introspect_dpop_required_refuses_unbound_and_off_refuses_bound_tokens() {
+    use tollgate_jwt::Dpop;
+    use tollgate_testkit::DpopKey;
+
+    let idp = idp().await;
+    let required = serve(
+        introspection(&idp)
+            .dpop(Dpop::required())
+            .build()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status(&required, &idp.opaque_token().issue()).await, 401);
+
+    let off = serve(introspection(&idp).build().await.unwrap()).await;
+    let key = DpopKey::generate(tollgate_jwt::Algorithm::ES256);
+    let bound = idp.opaque_token().dpop_bound(&key).issue();
+    assert_eq!(status(&off, &bound).await, 401);
+    // A cnf that binds the token in a way nobody here checks is refused too.
+    let odd = idp
+        .opaque_token()
+        .claim("cnf", json!({ "kid": "k1" }))
+        .issue();
+    assert_eq!(status(&off, &odd).await, 401);
+    assert_eq!(off.hits() + required.hits(), 0);
+}

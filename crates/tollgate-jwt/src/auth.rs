@@ -21,7 +21,7 @@ use crate::keys::{KeySet, Lookup, PreparedKey};
 use crate::revocation::{RevocationQuery, Revocations, VerifiedTokens};
 use crate::store::{KeyStore, Refetch};
 use crate::token::Parsed;
-use crate::{BuildError, Issuer};
+use crate::{BuildError, Dpop, Issuer};
 
 /// The longest token accepted by default, in bytes, when the credential source sets no cap
 /// of its own.
@@ -137,6 +137,15 @@ impl JwtAuth {
     /// for its RFC 9728 metadata (`ResourceMetadata::builder(..).authorization_servers(..)`).
     pub fn issuers(&self) -> impl Iterator<Item = &str> {
         self.inner.issuers.keys().map(String::as_str)
+    }
+
+    /// Whether every issuer requires DPoP-bound tokens (RFC 9728's
+    /// `dpop_bound_access_tokens_required`).
+    pub fn dpop_required(&self) -> bool {
+        self.inner
+            .issuers
+            .values()
+            .all(|i| i.config.dpop.is_required())
     }
 
     /// How many verified tokens are cached (0 without the cache).
@@ -399,11 +408,6 @@ impl Inner {
     }
 }
 
-/// The JOSE name of `alg` (`ES256`): its variant's name, which is what serde writes too.
-pub(crate) fn alg_name(alg: Algorithm) -> String {
-    format!("{alg:?}")
-}
-
 /// A refusal before the token's issuer is known to be one of ours: no issuer label.
 fn untrusted(e: AuthError) -> AuthError {
     e.with_origin(CredentialKind::Jwt, None)
@@ -434,26 +438,8 @@ impl Authenticator for JwtAuth {
     /// Those of the credential source, the `DPoP` one naming the proof algorithms the
     /// issuers accept (RFC 9449 §7.1).
     fn challenges(&self) -> Vec<Challenge> {
-        let mut algs: Vec<String> = Vec::new();
-        for issuer in self.inner.issuers.values() {
-            if issuer.config.dpop.is_enabled() {
-                for alg in issuer.config.dpop.algorithms_supported() {
-                    let name = alg_name(*alg);
-                    if !algs.contains(&name) {
-                        algs.push(name);
-                    }
-                }
-            }
-        }
-        self.inner
-            .source
-            .challenges()
-            .into_iter()
-            .map(|c| match c.scheme() {
-                "DPoP" if !algs.is_empty() => c.param("algs", algs.join(" ")),
-                _ => c,
-            })
-            .collect()
+        let settings = self.inner.issuers.values().map(|i| &i.config.dpop);
+        Dpop::name_algorithms(self.inner.source.challenges(), settings)
     }
 }
 

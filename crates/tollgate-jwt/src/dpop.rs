@@ -19,10 +19,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tollgate_core::{
-    AuthError, Binding, Credential, CredentialDigest, Principal, ReplayStore, Via,
+    AuthError, Binding, Challenge, Credential, CredentialDigest, Principal, ReplayStore, Via,
 };
 
-use crate::BuildError;
 use crate::keys::prepare;
 use crate::token::{JoseHeader, Signed, numeric_date, strict_object};
 
@@ -224,36 +223,63 @@ impl Dpop {
         &self.algorithms
     }
 
-    pub(crate) fn validate(&self, issuer: &str) -> Result<(), BuildError> {
-        let bad = |why: &str| Err(BuildError::Dpop(format!("issuer {issuer}: {why}")));
+    /// `challenges` with the `DPoP` one naming, in `algs`, every proof algorithm some of
+    /// `settings` accept (RFC 9449 §7.1); what an authenticator's
+    /// [`challenges`](tollgate_core::Authenticator::challenges) returns.
+    pub fn name_algorithms<'a>(
+        challenges: Vec<Challenge>,
+        settings: impl IntoIterator<Item = &'a Dpop>,
+    ) -> Vec<Challenge> {
+        let mut algs: Vec<String> = Vec::new();
+        for dpop in settings.into_iter().filter(|d| d.is_enabled()) {
+            for alg in &dpop.algorithms {
+                let name = alg_name(*alg);
+                if !algs.contains(&name) {
+                    algs.push(name);
+                }
+            }
+        }
+        challenges
+            .into_iter()
+            .map(|c| match c.scheme() {
+                "DPoP" if !algs.is_empty() => c.param("algs", algs.join(" ")),
+                _ => c,
+            })
+            .collect()
+    }
+
+    /// Checks the settings, as `build()` does: an algorithm at least and none of them HMAC,
+    /// a proof window, an http(s) external URL, a nonce secret of 32 bytes or more.
+    pub fn validate(&self) -> Result<(), InvalidDpop> {
+        let bad = |why: &'static str| Err(InvalidDpop(why));
         if self.mode == Mode::Off {
             return Ok(());
         }
         if self.algorithms.is_empty() {
-            return bad("DPoP accepts no algorithm");
+            return bad("no proof algorithm is accepted");
         }
         if self
             .algorithms
             .iter()
             .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
         {
-            return bad("DPoP proofs cannot be HMAC-signed");
+            return bad("proofs cannot be HMAC-signed");
         }
         if self.window.is_zero() {
-            return bad("the DPoP proof window is zero");
+            return bad("the proof window is zero");
         }
         if let Some(url) = &self.external_url {
             match url::Url::parse(url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-                _ => return bad("the DPoP external URL is not an http(s) URL"),
+                _ => return bad("the external URL is not an http(s) URL"),
             }
         }
         if let Some(nonces) = &self.nonces {
             if nonces.secret.len() < 32 {
-                return bad("the DPoP nonce secret is shorter than 32 bytes");
+                return bad("the nonce secret is shorter than 32 bytes");
             }
             if self.nonce_rotation.as_secs() == 0 {
-                return bad("the DPoP nonce rotation is under a second");
+                return bad("the nonce rotation is under a second");
             }
         }
         Ok(())
@@ -423,6 +449,16 @@ impl Dpop {
             && htu.password().is_none()
             && normalized_path(htu.path()) == normalized_path(expected.path())
     }
+}
+
+/// Why [`Dpop`] settings are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidDpop(&'static str);
+
+/// The JOSE name of `alg` (`ES256`): its variant's name, which is what serde writes too.
+pub(crate) fn alg_name(alg: Algorithm) -> String {
+    format!("{alg:?}")
 }
 
 /// The one `DPoP` header of the request, as text.

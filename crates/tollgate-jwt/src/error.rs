@@ -17,8 +17,13 @@ pub enum BuildError {
     #[error("issuer {0} accepts no algorithm")]
     NoAlgorithm(String),
     /// An issuer's DPoP settings are not usable.
-    #[error("DPoP: {0}")]
-    Dpop(String),
+    #[error("issuer {issuer}: DPoP: {reason}")]
+    Dpop {
+        /// The issuer.
+        issuer: String,
+        /// What is wrong.
+        reason: crate::InvalidDpop,
+    },
     /// Configured keys could not be used.
     #[error("keys: {0}")]
     Keys(String),

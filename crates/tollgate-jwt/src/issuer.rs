@@ -273,7 +273,10 @@ impl Issuer {
         if self.algorithms.is_empty() {
             return Err(BuildError::NoAlgorithm(self.issuer.clone()));
         }
-        self.dpop.validate(&self.issuer)
+        self.dpop.validate().map_err(|e| BuildError::Dpop {
+            issuer: self.issuer.clone(),
+            reason: e,
+        })
     }
 
     /// Checks the header against this issuer's rules.

@@ -60,7 +60,7 @@ pub use auth::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthBuilder, JwtLayer, JwtStats,
 };
 pub use claims::ClaimRule;
-pub use dpop::{DEFAULT_DPOP_ALGORITHMS, Dpop};
+pub use dpop::{DEFAULT_DPOP_ALGORITHMS, Dpop, InvalidDpop};
 pub use error::BuildError;
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, LocalKeys};
 pub use jsonwebtoken::Algorithm;

@@ -506,3 +506,53 @@ async fn fleet_refuses_a_one_time_value_replayed_to_another_replica() {
     assert!(a.first_use("proof-jti-4", minute).await);
     assert!(!a.first_use("proof-jti-4", minute).await);
 }
+
+#[tokio::test]
+async fn fleet_refuses_a_dpop_proof_replayed_to_another_replica() {
+    use tollgate_jwt::Dpop;
+    use tollgate_testkit::DpopKey;
+
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let idp = MockIdp::start().await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = RedisStore::builder(redis.url())
+            .secret(SECRET)
+            .build()
+            .unwrap();
+        let dpop = Dpop::allowed()
+            .external_url("https://api.example.com")
+            .replay_store(store);
+        let auth = JwtAuth::builder()
+            .issuer(
+                Issuer::discover(idp.issuer())
+                    .audience(DEFAULT_AUDIENCE)
+                    .dpop(dpop),
+            )
+            .build()
+            .await
+            .unwrap();
+        replicas.push(ProtectedApp::start(AuthLayer::new(auth)).await);
+    }
+    let key = DpopKey::generate(tollgate_jwt::Algorithm::ES256);
+    let token = idp.token().dpop_bound(&key).sign();
+    let proof = key
+        .proof("GET", "https://api.example.com/")
+        .access_token(&token)
+        .build();
+    let call = |app: &ProtectedApp| {
+        reqwest::Client::new()
+            .get(app.url())
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", &proof)
+            .send()
+    };
+    assert_eq!(call(&replicas[0]).await.unwrap().status(), 200);
+    let replayed = call(&replicas[1]).await.unwrap();
+    assert_eq!(replayed.status(), 401, "replayed to the other replica");
+    let challenge = replayed.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
+    assert_eq!(replicas[1].hits(), 0);
+}
