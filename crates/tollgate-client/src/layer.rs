@@ -9,11 +9,12 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::TokenSource;
+use crate::dpop::{DPOP, DPOP_NONCE};
 
 /// The error type of [`ClientAuthService`]: the inner client's error, or a
 /// [`TokenError`](crate::TokenError) (downcast it) when no token could be had.
@@ -148,6 +149,10 @@ impl<S> fmt::Debug for ClientAuthService<S> {
 pub trait OutgoingRequest: Sized {
     /// The headers.
     fn headers_mut(&mut self) -> &mut HeaderMap;
+    /// The method (a DPoP proof's `htm`).
+    fn method(&self) -> &Method;
+    /// The absolute URL (a DPoP proof's `htu`, and the server whose nonce it carries).
+    fn url(&self) -> String;
     /// A copy to send again, or `None` when the body cannot be replayed (a stream).
     fn try_clone(&self) -> Option<Self>;
 }
@@ -198,6 +203,14 @@ impl<B: ReplayBody> OutgoingRequest for http::Request<B> {
         http::Request::headers_mut(self)
     }
 
+    fn method(&self) -> &Method {
+        http::Request::method(self)
+    }
+
+    fn url(&self) -> String {
+        self.uri().to_string()
+    }
+
     fn try_clone(&self) -> Option<Self> {
         let mut copy = http::Request::new(self.body().replay()?);
         *copy.method_mut() = self.method().clone();
@@ -211,6 +224,14 @@ impl<B: ReplayBody> OutgoingRequest for http::Request<B> {
 impl OutgoingRequest for reqwest::Request {
     fn headers_mut(&mut self) -> &mut HeaderMap {
         reqwest::Request::headers_mut(self)
+    }
+
+    fn method(&self) -> &Method {
+        reqwest::Request::method(self)
+    }
+
+    fn url(&self) -> String {
+        reqwest::Request::url(self).to_string()
     }
 
     fn try_clone(&self) -> Option<Self> {
@@ -248,22 +269,44 @@ fn token_refused(res: &impl IncomingResponse) -> bool {
             .any(|v| v.to_str().is_ok_and(|v| v.contains("invalid_token")))
 }
 
+/// The nonce a `401 use_dpop_nonce` answer asks the next proof to carry (RFC 9449 §9).
+fn nonce_requested(res: &impl IncomingResponse) -> Option<&HeaderValue> {
+    let asks = res.status() == StatusCode::UNAUTHORIZED
+        && res
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")));
+    asks.then(|| res.headers().get(&DPOP_NONCE)).flatten()
+}
+
 impl Credential {
+    /// Puts the credential on `req`: the token (with a fresh DPoP proof for this request
+    /// when it is bound), or the API key.
     async fn apply<R: OutgoingRequest>(&self, req: &mut R) -> Result<(), BoxError> {
-        let (name, value) = match self {
+        match self {
             Credential::Token {
                 source,
                 audience,
                 scope,
-            } => (
-                AUTHORIZATION,
-                source
-                    .authorization(audience.as_ref(), scope.as_ref())
-                    .await?,
-            ),
-            Credential::ApiKey { header, value } => (header.clone(), value.clone()),
-        };
-        req.headers_mut().insert(name, value);
+            } => {
+                let token = source
+                    .access_token(audience.as_ref(), scope.as_ref())
+                    .await?;
+                if token.bound
+                    && let Some(key) = source.dpop_key()
+                {
+                    let url = req.url();
+                    let proof =
+                        key.proof_header(req.method().as_str(), &url, Some(token.token()))?;
+                    req.headers_mut().insert(DPOP, proof);
+                }
+                req.headers_mut().insert(AUTHORIZATION, token.value);
+            }
+            Credential::ApiKey { header, value } => {
+                req.headers_mut().insert(header.clone(), value.clone());
+            }
+        }
         Ok(())
     }
 }
@@ -306,11 +349,22 @@ where
             else {
                 return Ok(res);
             };
-            if !token_refused(&res) {
+            if let Some(key) = source.dpop_key()
+                && let Some(nonce) = res.headers().get(&DPOP_NONCE)
+            {
+                // Kept for the next proof to this server, whatever the answer.
+                key.remember_nonce(&again.url(), nonce);
+            }
+            if nonce_requested(&res).is_some() {
+                tracing::debug!("downstream asked for a DPoP nonce; retrying once with it");
+            } else if token_refused(&res) {
+                tracing::debug!(
+                    "downstream refused the token; fetching a new one and retrying once"
+                );
+                source.invalidate(audience.as_ref(), scope.as_ref()).await;
+            } else {
                 return Ok(res);
             }
-            tracing::debug!("downstream refused the token; fetching a new one and retrying once");
-            source.invalidate(audience.as_ref(), scope.as_ref()).await;
             credential.apply(&mut again).await?;
             poll_fn(|cx| inner.poll_ready(cx))
                 .await

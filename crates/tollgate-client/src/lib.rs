@@ -11,16 +11,21 @@
 //! - [`ClientAuthLayer`]: puts the token (or a static API key) on every request of any tower
 //!   HTTP client (`reqwest::Client` directly, hyper-util's client, ...); a request is never sent
 //!   without one, and a `401 invalid_token` answer gets one refresh and one retry.
+//! - [`DpopKey`]: sender-constrained tokens (RFC 9449): proofs on token requests, so the
+//!   token is bound to the key, and `Authorization: DPoP` with a fresh proof per request;
+//!   server nonces remembered and retried with once.
 //!
 //! The client secret and the tokens are kept out of every `Debug`, log line and error.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod crypto;
+mod dpop;
 mod layer;
 mod source;
 mod token;
 
+pub use dpop::{DpopKey, InvalidDpopKey};
 pub use jsonwebtoken::{Algorithm, EncodingKey};
 pub use layer::{
     BoxError, ClientAuthLayer, ClientAuthService, IncomingResponse, OutgoingRequest, ReplayBody,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::future::Cache;
 
+use crate::DpopKey;
 use crate::token::AccessToken;
 use crate::{ClientCredentials, TokenError};
 
@@ -96,26 +97,31 @@ impl TokenSource {
         self.inner.requests.load(Ordering::Relaxed)
     }
 
-    /// The `Authorization` value for (`audience`, `scope`).
-    pub(crate) async fn authorization(
+    /// The token for (`audience`, `scope`).
+    pub(crate) async fn access_token(
         &self,
         audience: Option<&Arc<str>>,
         scope: Option<&Arc<str>>,
-    ) -> Result<http::HeaderValue, TokenError> {
+    ) -> Result<AccessToken, TokenError> {
         let key: Key = (audience.cloned(), scope.cloned());
         if let Some(cached) = self.inner.cache.get(&key).await {
             if cached.fetched.elapsed() >= cached.usable_for * 3 / 4 {
                 self.refresh_in_background(key);
             }
-            return Ok(cached.token.value);
+            return Ok(cached.token);
         }
         let fetch = self.inner.fetch(&key);
         self.inner
             .cache
             .try_get_with(key.clone(), fetch)
             .await
-            .map(|c| c.token.value)
+            .map(|c| c.token)
             .map_err(|e| (*e).clone())
+    }
+
+    /// The DPoP key bound tokens are sent with.
+    pub(crate) fn dpop_key(&self) -> Option<&DpopKey> {
+        self.inner.client.dpop.as_ref()
     }
 
     /// Forgets the token for (`audience`, `scope`), so the next use fetches a new one.

@@ -11,6 +11,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Deserialize;
 use tollgate_upstream::{BreakerPolicy, Fetched, ServerMetadata, Upstream, UpstreamError};
 
+use crate::DpopKey;
+use crate::dpop::{DPOP, DPOP_NONCE};
+
 /// Why no token could be had. The outgoing request fails with it; it is never sent without a
 /// token. Never contains the client secret or a token.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -84,6 +87,7 @@ pub struct ClientCredentials {
     pub(crate) retries: u32,
     pub(crate) backoff: Duration,
     pub(crate) audience_param: &'static str,
+    pub(crate) dpop: Option<DpopKey>,
 }
 
 impl fmt::Debug for ClientCredentials {
@@ -98,6 +102,7 @@ impl fmt::Debug for ClientCredentials {
             .field("auth", &auth)
             .field("endpoint", &self.endpoint)
             .field("upstream", &self.upstream)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -105,8 +110,22 @@ impl fmt::Debug for ClientCredentials {
 /// A token from the endpoint.
 #[derive(Clone)]
 pub(crate) struct AccessToken {
+    /// The `Authorization` value: `Bearer <token>` or `DPoP <token>`.
     pub(crate) value: http::HeaderValue,
     pub(crate) lifetime: Duration,
+    /// Whether the server bound it to the DPoP key (`token_type: DPoP`).
+    pub(crate) bound: bool,
+}
+
+impl AccessToken {
+    /// The token itself, without its scheme.
+    pub(crate) fn token(&self) -> &str {
+        self.value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .map_or("", |(_, token)| token)
+    }
 }
 
 #[derive(Deserialize)]
@@ -137,6 +156,7 @@ impl ClientCredentials {
             retries: 2,
             backoff: Duration::from_millis(200),
             audience_param: "audience",
+            dpop: None,
         };
         client.secret_basic(String::new())
     }
@@ -194,6 +214,16 @@ impl ClientCredentials {
     pub fn discover(mut self, issuer: impl Into<String>) -> Self {
         self.endpoint = Endpoint::Discover(issuer.into());
         self.resolved = Default::default();
+        self
+    }
+
+    /// Asks for DPoP-bound tokens (RFC 9449, default: bearer tokens): every token request
+    /// carries a proof of `key` (retried once with the server's nonce when it asks for one),
+    /// and [`ClientAuthLayer`](crate::ClientAuthLayer) sends a bound token as
+    /// `Authorization: DPoP` with a fresh proof per request. A server that answers with a
+    /// bearer token anyway is used as one.
+    pub fn dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
         self
     }
 
@@ -287,25 +317,53 @@ impl ClientCredentials {
         audience: Option<&str>,
         scope: Option<&str>,
     ) -> Result<AccessToken, Unanswered> {
-        let mut form: Vec<(&'static str, String)> =
-            vec![("grant_type", "client_credentials".into())];
-        if let Some(scope) = scope {
-            form.push(("scope", scope.into()));
-        }
-        if let Some(audience) = audience {
-            form.push((self.audience_param, audience.into()));
-        }
-        let req = self
-            .authenticate(self.upstream.post(endpoint), &mut form, endpoint)
-            .map_err(Unanswered::Failed)?;
-        let answer = self.upstream.send(req.form(&form), read_token).await;
-        match answer {
-            Ok(token) => token.map_err(Unanswered::Failed),
-            Err(UpstreamError::Connect) => Err(Unanswered::NoServer),
-            Err(UpstreamError::Malformed(_) | UpstreamError::TooLarge) => {
-                Err(Unanswered::Failed(TokenError::Malformed))
+        // A server that wants a DPoP nonce says so once; the request is then made again
+        // with it (RFC 9449 §8).
+        let mut nonce_retry = self.dpop.is_some();
+        loop {
+            let mut form: Vec<(&'static str, String)> =
+                vec![("grant_type", "client_credentials".into())];
+            if let Some(scope) = scope {
+                form.push(("scope", scope.into()));
             }
-            Err(e) => Err(Unanswered::Failed(TokenError::Unavailable(reason(&e)))),
+            if let Some(audience) = audience {
+                form.push((self.audience_param, audience.into()));
+            }
+            let mut req = self
+                .authenticate(self.upstream.post(endpoint), &mut form, endpoint)
+                .map_err(Unanswered::Failed)?;
+            if let Some(key) = &self.dpop {
+                let proof = key.proof_header("POST", endpoint, None).map_err(|e| {
+                    Unanswered::Failed(TokenError::Rejected {
+                        error: e.to_string(),
+                    })
+                })?;
+                req = req.header(DPOP, proof);
+            }
+            let dpop = self.dpop.is_some();
+            let answer = self
+                .upstream
+                .send(req.form(&form), |answer| read_token(answer, dpop))
+                .await;
+            let (token, nonce) = match answer {
+                Ok(answer) => answer,
+                Err(UpstreamError::Connect) => return Err(Unanswered::NoServer),
+                Err(UpstreamError::Malformed(_) | UpstreamError::TooLarge) => {
+                    return Err(Unanswered::Failed(TokenError::Malformed));
+                }
+                Err(e) => return Err(Unanswered::Failed(TokenError::Unavailable(reason(&e)))),
+            };
+            if let (Some(key), Some(nonce)) = (&self.dpop, &nonce) {
+                key.remember_nonce(endpoint, nonce);
+            }
+            match token {
+                Err(TokenError::Rejected { error })
+                    if error == "use_dpop_nonce" && nonce.is_some() && nonce_retry =>
+                {
+                    nonce_retry = false;
+                }
+                token => return token.map_err(Unanswered::Failed),
+            }
         }
     }
 
@@ -382,7 +440,18 @@ enum Unanswered {
 
 /// Reads a token endpoint's answer (RFC 6749 §5.1, §5.2): a 5xx is a failure of the
 /// endpoint (counted by its breaker); a 4xx is a refusal, an answer like a token.
-fn read_token(answer: Fetched) -> Result<Result<AccessToken, TokenError>, UpstreamError> {
+/// A token answer: the token or the refusal, and the DPoP nonce the server sent, if any.
+type TokenAnswer = (Result<AccessToken, TokenError>, Option<http::HeaderValue>);
+
+fn read_token(answer: Fetched, dpop: bool) -> Result<TokenAnswer, UpstreamError> {
+    let nonce = answer.headers.get(&DPOP_NONCE).cloned();
+    read_token_only(answer, dpop).map(|token| (token, nonce))
+}
+
+fn read_token_only(
+    answer: Fetched,
+    dpop: bool,
+) -> Result<Result<AccessToken, TokenError>, UpstreamError> {
     let status = answer.status;
     if status.is_server_error() {
         return Err(UpstreamError::Status(status.as_u16()));
@@ -395,14 +464,15 @@ fn read_token(answer: Fetched) -> Result<Result<AccessToken, TokenError>, Upstre
         return Ok(Err(TokenError::Rejected { error }));
     }
     let token: TokenResponse = answer.json()?;
-    if token
-        .token_type
-        .as_deref()
-        .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
-    {
-        return Ok(Err(TokenError::Malformed));
-    }
-    let Ok(mut value) = http::HeaderValue::try_from(format!("Bearer {}", token.access_token))
+    // A DPoP-bound token (RFC 9449 §5) only when we sent a proof.
+    let bound = match token.token_type.as_deref() {
+        None => false,
+        Some(t) if t.eq_ignore_ascii_case("bearer") => false,
+        Some(t) if dpop && t.eq_ignore_ascii_case("dpop") => true,
+        Some(_) => return Ok(Err(TokenError::Malformed)),
+    };
+    let scheme = if bound { "DPoP" } else { "Bearer" };
+    let Ok(mut value) = http::HeaderValue::try_from(format!("{scheme} {}", token.access_token))
     else {
         return Ok(Err(TokenError::Malformed));
     };
@@ -411,6 +481,7 @@ fn read_token(answer: Fetched) -> Result<Result<AccessToken, TokenError>, Upstre
         value,
         // Without expires_in, assume an hour (RFC 6749 leaves it to the server).
         lifetime: Duration::from_secs(token.expires_in.unwrap_or(3600)),
+        bound,
     }))
 }
 
@@ -445,7 +516,7 @@ fn form_encode(s: &str) -> String {
 }
 
 /// A unique `jti`: the time, a process counter and std's randomly keyed hasher.
-fn jti() -> String {
+pub(crate) fn jti() -> String {
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

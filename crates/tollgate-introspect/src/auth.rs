@@ -212,7 +212,7 @@ impl IntrospectionBuilder {
     /// `client_secret_post` or `private_key_jwt`, as configured on it). Required, or
     /// [`bearer_token`](Self::bearer_token); the last of the two called is used.
     pub fn client_credentials(mut self, client: ClientCredentials) -> Self {
-        self.auth = Some(Ok(EndpointAuth::Client(client)));
+        self.auth = Some(Ok(EndpointAuth::Client(Box::new(client))));
         self
     }
 

@@ -15,7 +15,7 @@ use crate::answer::Rules;
 #[derive(Clone)]
 pub(crate) enum EndpointAuth {
     /// As an OAuth client: `client_secret_basic`, `client_secret_post`, `private_key_jwt`.
-    Client(ClientCredentials),
+    Client(Box<ClientCredentials>),
     /// With a bearer token of its own (sensitive).
     Bearer(HeaderValue),
 }

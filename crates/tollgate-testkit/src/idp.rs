@@ -187,6 +187,8 @@ struct Shared {
     opaque: Mutex<std::collections::HashMap<String, Value>>,
     introspection_bearers: Mutex<Vec<String>>,
     introspection_requests: AtomicUsize,
+    /// The nonce DPoP token requests must carry, when set.
+    dpop_nonce: Mutex<Option<String>>,
 }
 
 /// An OpenID provider on 127.0.0.1: `/.well-known/openid-configuration` and `/jwks.json`,
@@ -236,6 +238,7 @@ impl MockIdp {
             opaque: Mutex::default(),
             introspection_bearers: Mutex::default(),
             introspection_requests: AtomicUsize::new(0),
+            dpop_nonce: Mutex::new(None),
         });
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -364,6 +367,12 @@ impl MockIdp {
     /// Makes the discovery document claim another `issuer` (for the exact-match check).
     pub fn set_discovery_issuer(&self, issuer: Option<&str>) {
         *lock(&self.shared.discovery_issuer) = issuer.map(str::to_owned);
+    }
+
+    /// Requires DPoP token requests to carry `nonce` (RFC 9449 §8), answering
+    /// `use_dpop_nonce` with it otherwise; `None` stops requiring one.
+    pub fn require_dpop_nonce(&self, nonce: Option<&str>) {
+        *lock(&self.shared.dpop_nonce) = nonce.map(str::to_owned);
     }
 
     /// Registers a client for the token endpoint (`client_credentials` with
@@ -625,7 +634,8 @@ async fn jwks(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Respon
 }
 
 /// `POST /token`: the client-credentials grant for registered clients; the token is signed
-/// with the current RS256 key, `typ: at+jwt`, `aud` from `audience` or `resource`.
+/// with the current RS256 key, `typ: at+jwt`, `aud` from `audience` or `resource`, and bound
+/// to the key of a `DPoP` proof sent with the request (`token_type: DPoP`).
 async fn token_endpoint(
     State(shared): State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
@@ -643,13 +653,20 @@ async fn token_endpoint(
     let Some(id) = client_of(&shared, &headers, &form) else {
         return error(StatusCode::UNAUTHORIZED, "invalid_client");
     };
+    let jkt = match headers.get("dpop") {
+        None => None,
+        Some(proof) => match token_request_proof(&shared, proof) {
+            Ok(jkt) => Some(jkt),
+            Err(res) => return *res,
+        },
+    };
     let ttl = *lock(&shared.token_ttl);
     let now = now();
     let audience = form
         .get("audience")
         .or_else(|| form.get("resource"))
         .cloned();
-    let claims = json!({
+    let mut claims = json!({
         "iss": shared.issuer.get().cloned().unwrap_or_default(),
         "sub": id, "client_id": id,
         "aud": audience.unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
@@ -665,15 +682,57 @@ async fn token_endpoint(
     let Some(key) = key else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
     };
+    if let Some(jkt) = &jkt {
+        claims["cnf"] = json!({ "jkt": jkt });
+    }
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some("at+jwt".into());
     header.kid = Some(key.kid.clone());
     Json(json!({
         "access_token": key.sign(header, &claims),
-        "token_type": "Bearer",
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": ttl,
     }))
     .into_response()
+}
+
+/// The thumbprint of the key of a token request's DPoP proof (RFC 9449 §5), checked as an
+/// authorization server would: signature under its `jwk`, `typ`, `htm`, and the nonce when
+/// one is required; else the answer to send.
+fn token_request_proof(
+    shared: &Shared,
+    proof: &axum::http::HeaderValue,
+) -> Result<String, Box<Response>> {
+    let bad = |code: &str| {
+        Box::new((StatusCode::BAD_REQUEST, Json(json!({ "error": code }))).into_response())
+    };
+    let proof = proof.to_str().map_err(|_| bad("invalid_dpop_proof"))?;
+    let header = jsonwebtoken::decode_header(proof).map_err(|_| bad("invalid_dpop_proof"))?;
+    let (Some(jwk), Some("dpop+jwt")) = (header.jwk.as_ref(), header.typ.as_deref()) else {
+        return Err(bad("invalid_dpop_proof"));
+    };
+    ensure_provider();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|_| bad("invalid_dpop_proof"))?;
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    let claims = jsonwebtoken::decode::<Value>(proof, &key, &validation)
+        .map_err(|_| bad("invalid_dpop_proof"))?
+        .claims;
+    if claims["htm"] != "POST" {
+        return Err(bad("invalid_dpop_proof"));
+    }
+    if let Some(nonce) = lock(&shared.dpop_nonce).clone()
+        && claims["nonce"] != nonce.as_str()
+    {
+        let mut res = bad("use_dpop_nonce");
+        if let Ok(value) = nonce.parse() {
+            res.headers_mut().insert("dpop-nonce", value);
+        }
+        return Err(res);
+    }
+    jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+        .map_err(|_| bad("invalid_dpop_proof"))
 }
 
 /// The registered client a request authenticates as (`client_secret_basic` or
