@@ -401,3 +401,78 @@ async fn opaque_tokens_introspected_at_the_real_provider() {
         .await;
     assert_eq!(status(&url, &fresh).await, 503);
 }
+
+#[cfg(feature = "client")]
+#[tokio::test]
+async fn dpop_bound_tokens_from_the_real_provider_through_tollgate_client() {
+    use tollgate::client::{ClientAuthLayer, ClientCredentials, DpopKey, TokenSource};
+    use tollgate::jwt::Dpop;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let Some(provider) = start_provider().await else {
+        return;
+    };
+    let auth = provider
+        .auth(
+            Issuer::discover(&provider.issuer)
+                .audience(AUDIENCE)
+                .dpop(Dpop::required().external_url("https://api.tollgate.test")),
+        )
+        .await;
+    let url = serve(auth).await;
+    // The service is reached at its loopback address; clients call it by its public name,
+    // which the proofs name (what a proxy in front would forward).
+    let public = "https://api.tollgate.test/orders";
+    let key = DpopKey::generate().unwrap();
+    let tokens = TokenSource::new(
+        ClientCredentials::new("dpop-client")
+            .secret_basic("dpop-client-secret-0123456789abcdef")
+            .discover(&provider.issuer)
+            .audience_as_resource()
+            .dpop(key.clone()),
+    );
+    // A transport that sends to the loopback address what the layer prepared for the
+    // public URL, and keeps what it sent.
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let (to, kept) = (url.clone(), sent.clone());
+    let transport = tower::service_fn(move |mut req: reqwest::Request| {
+        let (to, kept) = (to.clone(), kept.clone());
+        async move {
+            let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
+            *kept.lock().unwrap() = Some(auth);
+            *req.url_mut() = to.parse().unwrap();
+            reqwest::Client::new().execute(req).await
+        }
+    });
+    let client = ServiceBuilder::new()
+        .layer(
+            ClientAuthLayer::token(tokens.clone())
+                .audience(AUDIENCE)
+                .scope("orders:read"),
+        )
+        .service(transport);
+    for _ in 0..2 {
+        let request = reqwest::Request::new(reqwest::Method::GET, public.parse().unwrap());
+        let res = client.clone().oneshot(request).await.unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        assert_eq!(
+            res.text().await.unwrap(),
+            "dpop-client dpop-client orders:read"
+        );
+    }
+    assert_eq!(tokens.token_requests(), 1);
+
+    // The same token without the key: as a bearer token, or with another key's proof.
+    let sent = sent.lock().unwrap().clone().unwrap();
+    let token = sent.strip_prefix("DPoP ").expect("a DPoP-bound token");
+    assert_eq!(status(&url, token).await, 401);
+    let thief = DpopKey::generate().unwrap();
+    let res = reqwest::Client::new()
+        .get(&url)
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", thief.proof("GET", public, Some(token)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}

@@ -6,6 +6,7 @@
 // - clients allowed client_credentials: `rs-client` (RS256 access tokens, orders:read and
 //   orders:write), `es-client` (ES256, orders:read only), both client_secret_basic;
 //   `pkjwt-client` (private_key_jwt; its private JWK is served at /__client_key for the test);
+//   `dpop-client` (client_secret_basic, DPoP-bound tokens only);
 // - resource indicators on: access tokens are JWTs (typ at+jwt) for the requested resource,
 //   https://api.tollgate.test or https://other.tollgate.test, and opaque for
 //   https://opaque.tollgate.test;
@@ -46,6 +47,14 @@ function makeProvider() {
         client_id: 'es-client', client_secret: 'es-client-secret-0123456789abcdef',
         grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
         token_endpoint_auth_method: 'client_secret_basic', scope: 'orders:read',
+      },
+      {
+        // DPoP (RFC 9449, on by default in oidc-provider): every token of this client is
+        // bound to the key of the proof its token request carries.
+        client_id: 'dpop-client', client_secret: 'dpop-client-secret-0123456789abcdef',
+        grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic', scope: 'orders:read orders:write',
+        dpop_bound_access_tokens: true,
       },
       {
         client_id: 'introspector', client_secret: 'introspector-secret-0123456789abcdef',
