@@ -23,7 +23,7 @@ use tollgate_core::{
 };
 
 use crate::keys::prepare;
-use crate::token::{JoseHeader, Signed, numeric_date, strict_object};
+use crate::token::{JoseHeader, decode_part, numeric_date, parse_header, split, strict_object};
 
 /// The proof algorithms accepted by default: every asymmetric algorithm jsonwebtoken
 /// verifies (never `none`, never HMAC: RFC 9449 §4.2).
@@ -92,7 +92,19 @@ pub struct Dpop {
     replay: Replay,
     nonces: Option<Arc<Nonces>>,
     nonce_rotation: Duration,
+    /// Proof keys by the digest of the header that carries them.
+    keys: moka::future::Cache<CredentialDigest, Arc<ProofKey>>,
 }
+
+/// A proof header's key, checked and prepared.
+struct ProofKey {
+    alg: Algorithm,
+    key: crate::keys::PreparedKey,
+}
+
+/// Proof keys kept prepared at most, and for how long unused.
+const PROOF_KEYS: u64 = 10_000;
+const PROOF_KEY_IDLE: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -133,6 +145,10 @@ impl Dpop {
             replay: Replay::Local(local_replay(Duration::from_secs(120))),
             nonces: None,
             nonce_rotation: Duration::from_secs(300),
+            keys: moka::future::Cache::builder()
+                .max_capacity(PROOF_KEYS)
+                .time_to_idle(PROOF_KEY_IDLE)
+                .build(),
         }
     }
 
@@ -157,6 +173,8 @@ impl Dpop {
     /// client holds.
     pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
         self.algorithms = algorithms.into_iter().collect();
+        // Keys prepared under other rules are not kept.
+        self.keys.invalidate_all();
         self
     }
 
@@ -333,34 +351,23 @@ impl Dpop {
     /// replay check (so a proof refused for another reason spends no `jti`).
     async fn check_proof(&self, parts: &Parts, token: &str, jkt: &str) -> Result<(), AuthError> {
         let proof = one_proof(parts)?;
-        let signed = Signed::<ProofHeader>::parse(proof)
-            .map_err(|_| AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS"))?;
-        let header = &signed.header;
-        if !header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt"))
-        {
-            return Err(AuthError::invalid_dpop_proof(
-                "the DPoP proof's typ is not dpop+jwt",
-            ));
-        }
-        let alg = Algorithm::from_str(&header.alg)
+        let not_jws = |_| AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS");
+        let compact = split(proof).map_err(not_jws)?;
+        let key = self.proof_key(compact.header).await?;
+        let alg = key.alg;
+        let claims = decode_part(compact.payload)
             .ok()
-            .filter(|alg| self.algorithms.contains(alg))
+            .and_then(|payload| strict_object(&payload).ok())
             .ok_or_else(|| {
-                AuthError::invalid_dpop_proof("the DPoP proof's algorithm is not accepted")
+                AuthError::invalid_dpop_proof("the DPoP proof's claims are not valid")
             })?;
-        let key = proof_key(header.jwk.as_ref(), alg)?;
-        let claims = strict_object(&signed.payload)
-            .map_err(|_| AuthError::invalid_dpop_proof("the DPoP proof's claims are not valid"))?;
         if let Some(nonces) = &self.nonces {
             nonces.check(claims.get("nonce"), self.nonce_rotation)?;
         }
         let valid = jsonwebtoken::crypto::verify(
-            signed.signature,
-            signed.message.as_bytes(),
-            &key.key,
+            compact.signature,
+            compact.message.as_bytes(),
+            &key.key.key,
             alg,
         )
         .unwrap_or(false);
@@ -385,7 +392,7 @@ impl Dpop {
                 "the DPoP proof is for another access token",
             ));
         }
-        if key.material != jkt {
+        if key.key.material != jkt {
             return Err(AuthError::invalid_token(
                 "the token is bound to another key than the DPoP proof's",
             ));
@@ -399,6 +406,39 @@ impl Dpop {
             ));
         }
         Ok(())
+    }
+
+    /// The key and algorithm of a proof header (base64url), checked once per header: a
+    /// client signs every proof under the same header, so its key is prepared (parsed,
+    /// checked, thumbprinted) on its first proof only.
+    async fn proof_key(&self, header_b64: &str) -> Result<Arc<ProofKey>, AuthError> {
+        let id = CredentialDigest::of(header_b64);
+        if let Some(key) = self.keys.get(&id).await {
+            return Ok(key);
+        }
+        let header = parse_header::<ProofHeader>(header_b64)
+            .map_err(|_| AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS"))?;
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt"))
+        {
+            return Err(AuthError::invalid_dpop_proof(
+                "the DPoP proof's typ is not dpop+jwt",
+            ));
+        }
+        let alg = Algorithm::from_str(&header.alg)
+            .ok()
+            .filter(|alg| self.algorithms.contains(alg))
+            .ok_or_else(|| {
+                AuthError::invalid_dpop_proof("the DPoP proof's algorithm is not accepted")
+            })?;
+        let key = Arc::new(ProofKey {
+            alg,
+            key: prepare_proof_key(header.jwk.as_ref(), alg)?,
+        });
+        self.keys.insert(id, key.clone()).await;
+        Ok(key)
     }
 
     fn check_iat(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
@@ -482,7 +522,10 @@ fn one_proof(parts: &Parts) -> Result<&str, AuthError> {
 
 /// The public key of the proof's header, prepared for `alg`: private parameters (or a
 /// symmetric key) refuse it, and so do the rules of a JWKS key (RSA size, curve for `alg`).
-fn proof_key(jwk: Option<&Value>, alg: Algorithm) -> Result<crate::keys::PreparedKey, AuthError> {
+fn prepare_proof_key(
+    jwk: Option<&Value>,
+    alg: Algorithm,
+) -> Result<crate::keys::PreparedKey, AuthError> {
     const PRIVATE: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
     let Some(Value::Object(members)) = jwk else {
         return Err(AuthError::invalid_dpop_proof(
@@ -567,12 +610,12 @@ impl JoseHeader for ProofHeader {
 /// Where proof `jti`s are remembered.
 #[derive(Clone)]
 enum Replay {
-    Local(moka::future::Cache<CredentialDigest, ()>),
+    Local(moka::sync::Cache<CredentialDigest, ()>),
     Shared(Arc<dyn DynReplayStore>),
 }
 
-fn local_replay(ttl: Duration) -> moka::future::Cache<CredentialDigest, ()> {
-    moka::future::Cache::builder()
+fn local_replay(ttl: Duration) -> moka::sync::Cache<CredentialDigest, ()> {
+    moka::sync::Cache::builder()
         .max_capacity(LOCAL_REPLAY_CAPACITY)
         .time_to_live(ttl)
         .build()
@@ -586,7 +629,6 @@ impl Replay {
             Replay::Local(seen) => seen
                 .entry(CredentialDigest::of(&id))
                 .or_insert(())
-                .await
                 .is_fresh(),
             Replay::Shared(store) => store.first_use_boxed(&id, ttl).await,
         }

@@ -38,7 +38,32 @@ fn malformed() -> AuthError {
     AuthError::invalid_token("the token is malformed")
 }
 
-fn decode_part(part: &str) -> Result<Vec<u8>, AuthError> {
+/// The parts of a compact JWS, still encoded.
+pub(crate) struct Compact<'t> {
+    pub(crate) header: &'t str,
+    pub(crate) payload: &'t str,
+    /// `header.payload`, the signed bytes.
+    pub(crate) message: &'t str,
+    pub(crate) signature: &'t str,
+}
+
+/// Splits `token` into exactly three parts, the signature not empty.
+pub(crate) fn split(token: &str) -> Result<Compact<'_>, AuthError> {
+    let (message, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
+    let (header, payload) = message.split_once('.').ok_or_else(malformed)?;
+    if payload.contains('.') || signature.is_empty() {
+        return Err(malformed());
+    }
+    Ok(Compact {
+        header,
+        payload,
+        message,
+        signature,
+    })
+}
+
+/// Decodes one base64url part.
+pub(crate) fn decode_part(part: &str) -> Result<Vec<u8>, AuthError> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| malformed())
 }
 
@@ -76,32 +101,34 @@ impl<'t, H: JoseHeader> Signed<'t, H> {
     /// Splits `token`: exactly three base64url parts, a JSON-object header with no `crit`
     /// and no `enc`.
     pub(crate) fn parse(token: &'t str) -> Result<Self, AuthError> {
-        let (message, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
-        let (header_b64, payload_b64) = message.split_once('.').ok_or_else(malformed)?;
-        if payload_b64.contains('.') || signature.is_empty() {
-            return Err(malformed());
-        }
-        let header: H = serde_json::from_slice(&decode_part(header_b64)?)
-            .map_err(|_| AuthError::invalid_token("the token header is not valid"))?;
-        if header.has_crit() {
-            // We implement no JWS extension, so any critical one is not understood
-            // (RFC 7515 §4.1.11).
-            return Err(AuthError::invalid_token(
-                "the token uses a critical header extension that is not supported",
-            ));
-        }
-        if header.has_enc() {
-            return Err(AuthError::invalid_token(
-                "encrypted tokens are not accepted",
-            ));
-        }
+        let parts = split(token)?;
+        let header = parse_header::<H>(parts.header)?;
         Ok(Signed {
-            message,
-            signature,
+            message: parts.message,
+            signature: parts.signature,
             header,
-            payload: decode_part(payload_b64)?,
+            payload: decode_part(parts.payload)?,
         })
     }
+}
+
+/// Decodes and parses a JOSE header: a JSON object with no `crit` and no `enc`.
+pub(crate) fn parse_header<H: JoseHeader>(header_b64: &str) -> Result<H, AuthError> {
+    let header: H = serde_json::from_slice(&decode_part(header_b64)?)
+        .map_err(|_| AuthError::invalid_token("the token header is not valid"))?;
+    if header.has_crit() {
+        // We implement no JWS extension, so any critical one is not understood
+        // (RFC 7515 §4.1.11).
+        return Err(AuthError::invalid_token(
+            "the token uses a critical header extension that is not supported",
+        ));
+    }
+    if header.has_enc() {
+        return Err(AuthError::invalid_token(
+            "encrypted tokens are not accepted",
+        ));
+    }
+    Ok(header)
 }
 
 impl Header {

@@ -1,0 +1,171 @@
+//! What a DPoP-bound request costs over the same request with a plain bearer token (both
+//! tokens in the verified-token cache, so what differs is the proof), against the bare cost
+//! of verifying one signature of the proof's algorithm with `jsonwebtoken`, per algorithm.
+//! The goal: the extra cost (one proof verification, a thumbprint, a replay-store
+//! insert) ≤ 1.05 × that one signature. Measured by criterion, and in alternating rounds
+//! printed as `paired` lines.
+//!
+//! `cargo bench -p tollgate-jwt --bench dpop`
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::Request;
+use http::request::Parts;
+use jsonwebtoken::DecodingKey;
+use serde_json::json;
+use tollgate_core::Authenticator;
+use tollgate_jwt::{Algorithm, Dpop, Issuer, JwtAuth, LocalKeys};
+use tollgate_testkit::{DpopKey, SigningKey, alternating, quartiles};
+
+const ISS: &str = "https://issuer.bench";
+const AUD: &str = "bench-api";
+const HTU: &str = "https://api.bench/orders";
+
+fn parts(authorization: &str, proof: Option<&str>) -> Parts {
+    let mut req = Request::builder()
+        .uri("/orders")
+        .header("host", "api.bench")
+        .header("authorization", authorization);
+    if let Some(proof) = proof {
+        req = req.header("dpop", proof);
+    }
+    req.body(()).unwrap().into_parts().0
+}
+
+fn dpop(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let issuer_key = SigningKey::generate("k1", Algorithm::ES256);
+    let jwks = json!({ "keys": [issuer_key.jwk()] }).to_string();
+    let auth = rt
+        .block_on(
+            JwtAuth::builder()
+                .issuer(
+                    Issuer::local_keys(ISS, LocalKeys::new().jwks(&jwks).unwrap())
+                        .audience(AUD)
+                        .dpop(Dpop::allowed().proof_window(Duration::from_secs(600))),
+                )
+                .verified_token_cache(1_000, Duration::from_secs(600))
+                .build(),
+        )
+        .unwrap();
+    let token = |cnf: Option<serde_json::Value>| {
+        let mut claims = json!({
+            "iss": ISS, "aud": AUD, "sub": "user-1", "exp": 4_000_000_000u64,
+            "iat": 1_700_000_000u64, "scope": "orders:read",
+        });
+        if let Some(cnf) = cnf {
+            claims["cnf"] = cnf;
+        }
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.kid = Some("k1".into());
+        issuer_key.sign(header, &claims)
+    };
+    let plain = token(None);
+    let bearer = format!("Bearer {plain}");
+    for (alg, name) in [
+        (Algorithm::ES256, "ES256"),
+        (Algorithm::EdDSA, "EdDSA"),
+        (Algorithm::PS256, "PS256"),
+        (Algorithm::RS256, "RS256"),
+    ] {
+        let key = DpopKey::generate(alg);
+        let bound = token(Some(key.cnf()));
+        let scheme = format!("DPoP {bound}");
+        let proof = || key.proof("GET", HTU).access_token(&bound).build();
+        let one = proof();
+        let (message, signature) = one.rsplit_once('.').unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk().clone()).unwrap();
+        let decoding = DecodingKey::from_jwk(&jwk).unwrap();
+        let bare_verify = || {
+            assert!(
+                jsonwebtoken::crypto::verify(signature, message.as_bytes(), &decoding, alg)
+                    .unwrap()
+            )
+        };
+        // Both tokens cached, so neither side pays for the token's own signature.
+        rt.block_on(async {
+            assert!(
+                auth.authenticate(&parts(&bearer, None))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            let first = auth.authenticate(&parts(&scheme, Some(&proof()))).await;
+            assert!(first.unwrap().is_some());
+        });
+
+        let mut group = c.benchmark_group(format!("dpop/{name}"));
+        group.bench_function("bare signature verification (baseline)", |b| {
+            b.iter(bare_verify)
+        });
+        group.bench_function("bearer request (cached token)", |b| {
+            b.to_async(&rt)
+                .iter(|| async { black_box(auth.authenticate(&parts(&bearer, None)).await) })
+        });
+        group.bench_function("DPoP request (cached token, fresh proof)", |b| {
+            b.to_async(&rt).iter_batched(
+                || parts(&scheme, Some(&proof())),
+                |parts| {
+                    let auth = &auth;
+                    async move { black_box(auth.authenticate(&parts).await.unwrap()) }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        group.finish();
+
+        // Paired: the extra cost of DPoP (DPoP − bearer per round) against the cost of one
+        // signature (bearer + one bare verification − bearer per round). Proofs are made
+        // before the rounds, each used once.
+        let calls = 50;
+        let rounds = 30;
+        let proofs: RefCell<Vec<Parts>> = RefCell::new(
+            (0..calls * rounds)
+                .map(|_| parts(&scheme, Some(&proof())))
+                .collect(),
+        );
+        let plain_request = async || {
+            black_box(auth.authenticate(&parts(&bearer, None)).await.unwrap());
+        };
+        let dpop_request = async || {
+            let parts = proofs.borrow_mut().pop().unwrap();
+            black_box(auth.authenticate(&parts).await.unwrap());
+        };
+        let plain_and_signature = async || {
+            black_box(auth.authenticate(&parts(&bearer, None)).await.unwrap());
+            bare_verify();
+        };
+        let differences = |rounds: Vec<(f64, f64)>| {
+            quartiles(rounds.iter().map(|(a, b)| b - a).collect::<Vec<_>>())
+        };
+        let extra = differences(rt.block_on(alternating(
+            plain_request,
+            dpop_request,
+            calls as u32,
+            rounds,
+        )));
+        let signature = differences(rt.block_on(alternating(
+            plain_request,
+            plain_and_signature,
+            calls as u32,
+            rounds,
+        )));
+        println!(
+            "dpop/{name}, paired: extra cost of a DPoP request {:.1} µs (quartiles {:.1}–{:.1}), one bare {name} verification {:.1} µs; ratio {:.3}",
+            extra.1 * 1e6,
+            extra.0 * 1e6,
+            extra.2 * 1e6,
+            signature.1 * 1e6,
+            extra.1 / signature.1
+        );
+    }
+}
+
+criterion_group!(benches, dpop);
+criterion_main!(benches);
