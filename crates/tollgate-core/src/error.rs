@@ -148,15 +148,21 @@ pub struct AuthError {
     retry_after: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<Scopes>,
-    /// Who refused, for metrics and traces; set by the authenticator on the way out, so not
-    /// stored with a cached refusal. Boxed: every `Result<Principal, AuthError>` is moved
-    /// through the layer, and an inline origin made each move a `memcpy`.
+    /// Who refused, and the response headers the refusal owes the client: set on the way
+    /// out, so not stored with a cached refusal. Boxed together: every
+    /// `Result<Principal, AuthError>` is moved through the layer, and inline they made each
+    /// move a `memcpy`.
     #[serde(skip)]
-    origin: Option<Box<(CredentialKind, Option<Arc<str>>)>>,
-    /// Response headers the refusal owes the client (`DPoP-Nonce`); boxed for the same
-    /// reason as the origin.
-    #[serde(skip)]
-    headers: Option<Box<HeaderMap>>,
+    extra: Option<Box<Extra>>,
+}
+
+/// The rarely set parts of an [`AuthError`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Extra {
+    /// Who refused (kind and issuer), for metrics and traces.
+    origin: Option<(CredentialKind, Option<Arc<str>>)>,
+    /// Headers for the response (`DPoP-Nonce`).
+    headers: HeaderMap,
 }
 
 impl AuthError {
@@ -168,8 +174,7 @@ impl AuthError {
             description: description.into(),
             retry_after: None,
             scope: None,
-            origin: None,
-            headers: None,
+            extra: None,
         }
     }
 
@@ -234,15 +239,19 @@ impl AuthError {
     /// Adds a header to the refusal's response (set after the error format's own headers,
     /// replacing one of the same name).
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers
-            .get_or_insert_with(Default::default)
+        self.extra
+            .get_or_insert_default()
+            .headers
             .insert(name, value);
         self
     }
 
     /// The headers added with [`with_header`](Self::with_header).
     pub fn headers(&self) -> Option<&HeaderMap> {
-        self.headers.as_deref()
+        self.extra
+            .as_ref()
+            .map(|extra| &extra.headers)
+            .filter(|headers| !headers.is_empty())
     }
 
     /// Sets the `Retry-After` hint.
@@ -265,23 +274,23 @@ impl AuthError {
     /// assert_eq!(err.issuer(), Some("https://idp.example"));
     /// ```
     pub fn with_origin(mut self, kind: CredentialKind, issuer: Option<Arc<str>>) -> Self {
-        self.origin = Some(Box::new((kind, issuer)));
+        self.extra.get_or_insert_default().origin = Some((kind, issuer));
         self
     }
 
     /// The credential kind that refused, if the authenticator said
     /// ([`with_origin`](Self::with_origin)).
     pub fn credential_kind(&self) -> Option<CredentialKind> {
-        self.origin.as_ref().map(|origin| origin.0)
+        self.origin().map(|origin| origin.0)
     }
 
     pub(crate) fn origin(&self) -> Option<&(CredentialKind, Option<Arc<str>>)> {
-        self.origin.as_deref()
+        self.extra.as_ref()?.origin.as_ref()
     }
 
     /// The configured issuer that refused, if the authenticator said.
     pub fn issuer(&self) -> Option<&str> {
-        self.origin.as_ref()?.1.as_deref()
+        self.origin()?.1.as_deref()
     }
 
     /// What went wrong.

@@ -339,23 +339,23 @@ impl Inner {
     }
 
     /// `principal`, if the way its token was presented fits the token's binding and its
-    /// issuer's DPoP settings ([`Dpop::check`](crate::Dpop::check)).
+    /// issuer's DPoP settings ([`Dpop::check`](crate::Dpop::check)); asked of bound tokens,
+    /// DPoP requests, and every token when an issuer requires DPoP.
     async fn presented_well(
         &self,
         parts: &Parts,
         token: &Credential<'_>,
         principal: Principal,
     ) -> Result<Principal, AuthError> {
-        if principal.binding().is_none() && token.via() != Via::Dpop && !self.dpop_required {
-            return Ok(principal);
-        }
         let Some(issuer) = self.issuer_of(&principal) else {
             return Err(untrusted(AuthError::invalid_token(
                 "the token issuer is not trusted",
             )));
         };
-        // Boxed: a proof check is rare next to the cache hits whose future this would grow.
-        Box::pin(issuer.config.dpop.check(parts, token, &principal))
+        issuer
+            .config
+            .dpop
+            .check(parts, token, &principal)
             .await
             .map_err(|e| issuer.refusal(e))?;
         Ok(principal)
@@ -425,8 +425,11 @@ impl Authenticator for JwtAuth {
             None if !is_jwt_shaped(&token) => return Ok(None),
             None => self.inner.verify_uncached(&token).await?,
         };
-        self.inner
-            .presented_well(parts, &token, principal)
+        if principal.binding().is_none() && token.via() != Via::Dpop && !self.inner.dpop_required {
+            return Ok(Some(principal));
+        }
+        // Boxed: a proof check is rare next to the cache hits whose future this would grow.
+        Box::pin(self.inner.presented_well(parts, &token, principal))
             .await
             .map(Some)
     }
