@@ -60,6 +60,17 @@ enum Location {
     Query(Box<str>),
 }
 
+impl Location {
+    /// The `Authorization` scheme (lowercase) of an `Authorization` location, and how a
+    /// credential found there was carried.
+    fn authorization_scheme(&self) -> (&'static [u8], Via) {
+        match self {
+            Location::Dpop => (b"dpop", Via::Dpop),
+            _ => (b"bearer", Via::Bearer),
+        }
+    }
+}
+
 /// How a found credential was carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -280,12 +291,11 @@ impl CredentialSource {
         let mut found: Option<Credential<'r>> = None;
         for location in &self.locations {
             let here = match location {
-                Location::Bearer => self
-                    .authorization_in(&parts.headers, b"bearer")?
-                    .map(|v| (v, Via::Bearer)),
-                Location::Dpop => self
-                    .authorization_in(&parts.headers, b"dpop")?
-                    .map(|v| (v, Via::Dpop)),
+                Location::Bearer | Location::Dpop => {
+                    let (scheme, via) = location.authorization_scheme();
+                    self.authorization_in(&parts.headers, scheme)?
+                        .map(|v| (v, via))
+                }
                 Location::Header(name) => self
                     .header_in(&parts.headers, name)?
                     .map(|v| (v, Via::Header)),
@@ -336,16 +346,14 @@ impl CredentialSource {
     /// lets a request through anonymously only when this is false.
     pub fn is_present(&self, parts: &Parts) -> bool {
         self.locations.iter().any(|location| match location {
-            Location::Bearer => parts
-                .headers
-                .get_all(AUTHORIZATION)
-                .iter()
-                .any(|v| scheme_is(v.as_bytes(), b"bearer")),
-            Location::Dpop => parts
-                .headers
-                .get_all(AUTHORIZATION)
-                .iter()
-                .any(|v| scheme_is(v.as_bytes(), b"dpop")),
+            Location::Bearer | Location::Dpop => {
+                let (scheme, _) = location.authorization_scheme();
+                parts
+                    .headers
+                    .get_all(AUTHORIZATION)
+                    .iter()
+                    .any(|v| scheme_is(v.as_bytes(), scheme))
+            }
             Location::Header(name) => parts.headers.contains_key(name),
             Location::Cookie(name) => {
                 cookie_pairs(&parts.headers).any(|(k, _)| k == name.as_bytes())
@@ -361,19 +369,10 @@ impl CredentialSource {
     pub fn guard(&self, parts: &mut Parts, strip: bool) {
         for location in &self.locations {
             match location {
-                Location::Bearer if strip => {
+                Location::Bearer | Location::Dpop if strip => {
+                    let (scheme, _) = location.authorization_scheme();
                     if self
-                        .authorization_in(&parts.headers, b"bearer")
-                        .ok()
-                        .flatten()
-                        .is_some()
-                    {
-                        parts.headers.remove(AUTHORIZATION);
-                    }
-                }
-                Location::Dpop if strip => {
-                    if self
-                        .authorization_in(&parts.headers, b"dpop")
+                        .authorization_in(&parts.headers, scheme)
                         .ok()
                         .flatten()
                         .is_some()

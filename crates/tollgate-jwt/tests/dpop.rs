@@ -137,6 +137,23 @@ fn refused(rs: &Rs, answer: &Answer, code: &str) {
     assert_eq!(rs.hits(), 0, "the handler ran");
 }
 
+/// Asserts that each of `cases` (what is wrong, the proof) is refused as `invalid_dpop_proof`
+/// with `token`, the handler never run.
+async fn all_refused(rs: &Rs, token: &str, cases: impl IntoIterator<Item = (&str, String)>) {
+    for (what, proof) in cases {
+        let answer = rs.dpop(token, &proof).await;
+        assert_eq!(answer.status, 401, "{what}");
+        assert_eq!(
+            answer.error_in("DPoP").as_deref(),
+            Some("invalid_dpop_proof"),
+            "{what}: {} {:?}",
+            answer.body,
+            answer.challenges
+        );
+    }
+    assert_eq!(rs.hits(), 0);
+}
+
 #[tokio::test]
 async fn dpop_bound_token_with_its_proof_is_accepted_and_the_principal_says_so() {
     let idp = MockIdp::start().await;
@@ -259,17 +276,7 @@ async fn dpop_proof_for_another_method_uri_or_token_is_refused() {
                 .build(),
         ),
     ];
-    for (what, proof) in cases {
-        let answer = rs.dpop(&token, &proof).await;
-        assert_eq!(answer.status, 401, "{what}");
-        assert_eq!(
-            answer.error_in("DPoP").as_deref(),
-            Some("invalid_dpop_proof"),
-            "{what}: {:?}",
-            answer.challenges
-        );
-    }
-    assert_eq!(rs.hits(), 0);
+    all_refused(&rs, &token, cases).await;
 }
 
 #[tokio::test]
@@ -378,17 +385,7 @@ async fn dpop_proof_with_a_private_key_hmac_none_or_wrong_typ_is_refused() {
         ),
         ("not a JWT", "not-a-jwt".to_owned()),
     ];
-    for (what, proof) in cases {
-        let answer = rs.dpop(&token, &proof).await;
-        assert_eq!(answer.status, 401, "{what}");
-        assert_eq!(
-            answer.error_in("DPoP").as_deref(),
-            Some("invalid_dpop_proof"),
-            "{what}: {}",
-            answer.body
-        );
-    }
-    assert_eq!(rs.hits(), 0);
+    all_refused(&rs, &token, cases).await;
 }
 
 #[tokio::test]
