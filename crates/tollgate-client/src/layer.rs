@@ -269,15 +269,16 @@ fn token_refused(res: &impl IncomingResponse) -> bool {
             .any(|v| v.to_str().is_ok_and(|v| v.contains("invalid_token")))
 }
 
-/// The nonce a `401 use_dpop_nonce` answer asks the next proof to carry (RFC 9449 §9).
-fn nonce_requested(res: &impl IncomingResponse) -> Option<&HeaderValue> {
-    let asks = res.status() == StatusCode::UNAUTHORIZED
+/// Whether the answer is a `401 use_dpop_nonce` with the nonce the next proof must carry
+/// (RFC 9449 §9).
+fn nonce_requested(res: &impl IncomingResponse) -> bool {
+    res.status() == StatusCode::UNAUTHORIZED
+        && res.headers().contains_key(&DPOP_NONCE)
         && res
             .headers()
             .get_all(WWW_AUTHENTICATE)
             .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")));
-    asks.then(|| res.headers().get(&DPOP_NONCE)).flatten()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")))
 }
 
 impl Credential {
@@ -355,7 +356,7 @@ where
                 // Kept for the next proof to this server, whatever the answer.
                 key.remember_nonce(&again.url(), nonce);
             }
-            if nonce_requested(&res).is_some() {
+            if nonce_requested(&res) {
                 tracing::debug!("downstream asked for a DPoP nonce; retrying once with it");
             } else if token_refused(&res) {
                 tracing::debug!(
