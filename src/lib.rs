@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub use tollgate_core::{
-    AuthBody, AuthError, AuthLayer, AuthService, AuthSettings, Authenticator, BoxAuthenticator,
-    Challenge, Credential, CredentialDigest, CredentialKind, CredentialSource,
+    AuthBody, AuthError, AuthLayer, AuthService, AuthSettings, Authenticator, Binding,
+    BoxAuthenticator, Challenge, Credential, CredentialDigest, CredentialKind, CredentialSource,
     DEFAULT_MAX_CREDENTIAL_LEN, ErrorFormat, ErrorKind, GrpcStatus, JsonEnvelope, Or, Principal,
     PrincipalBuilder, RefusalLog, ReplayStore, RequireScopesLayer, RequireScopesService,
     ResourceMetadata, ResourceMetadataBuilder, ResourceMetadataError, ResourceMetadataService,
