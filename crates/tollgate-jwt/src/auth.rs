@@ -176,7 +176,8 @@ impl JwtAuth {
     }
 }
 
-fn now_secs() -> i64 {
+/// Now, in whole seconds since the Unix epoch (what JWT time claims count).
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

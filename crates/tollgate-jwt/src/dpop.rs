@@ -449,7 +449,7 @@ impl Dpop {
             .flatten()
             .ok_or_else(|| AuthError::invalid_dpop_proof("the DPoP proof has no valid iat"))?;
         let window = i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX);
-        let now = unix_now();
+        let now = crate::auth::now_secs();
         if iat < now.saturating_sub(window) || iat > now.saturating_add(window) {
             return Err(stale());
         }
@@ -550,12 +550,6 @@ fn claim_str<'c>(claims: &'c Map<String, Value>, name: &str) -> Option<&'c str> 
 /// `ath`: base64url(SHA-256(access token)) (RFC 9449 §4.2).
 pub(crate) fn token_hash(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A path with percent-encodings upper-cased and unreserved characters decoded
