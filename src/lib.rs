@@ -4,12 +4,12 @@
 
 pub use tollgate_core::{
     AuthBody, AuthError, AuthLayer, AuthService, AuthSettings, Authenticator, Binding,
-    BoxAuthenticator, Challenge, Credential, CredentialDigest, CredentialKind, CredentialSource,
-    DEFAULT_MAX_CREDENTIAL_LEN, ErrorFormat, ErrorKind, GrpcStatus, JsonEnvelope, Or, Principal,
-    PrincipalBuilder, RefusalLog, ReplayStore, RequireScopesLayer, RequireScopesService,
-    ResourceMetadata, ResourceMetadataBuilder, ResourceMetadataError, ResourceMetadataService,
-    Rfc6750, ScopeMatch, ScopePolicy, ScopeSet, Scopes, Via, is_jwt_shaped, layer, require_scopes,
-    retry_after_value, scopes, telemetry,
+    BoxAuthenticator, CertificateSource, Challenge, ClientCertificate, Credential,
+    CredentialDigest, CredentialKind, CredentialSource, DEFAULT_MAX_CREDENTIAL_LEN, ErrorFormat,
+    ErrorKind, GrpcStatus, JsonEnvelope, Or, Principal, PrincipalBuilder, RefusalLog, ReplayStore,
+    RequireScopesLayer, RequireScopesService, ResourceMetadata, ResourceMetadataBuilder,
+    ResourceMetadataError, ResourceMetadataService, Rfc6750, ScopeMatch, ScopePolicy, ScopeSet,
+    Scopes, Via, is_jwt_shaped, layer, require_scopes, retry_after_value, scopes, telemetry,
 };
 
 /// axum extractors (feature `axum`): [`RequireScopes`], [`RequireAnyScope`], [`Claims`], and

@@ -7,7 +7,8 @@
 //!   [`AuthBody`], the body of its responses.
 //! - [`Principal`] and [`Scopes`]: the verified identity a layer puts in the request
 //!   extensions, whatever proved it; [`Binding`]: the key a sender-constrained token is
-//!   bound to (DPoP, client certificate).
+//!   bound to (DPoP, client certificate); [`ClientCertificate`] and [`CertificateSource`]:
+//!   a request's TLS client certificate, from its own connection or a trusted proxy.
 //! - [`AuthError`]: why a request was refused, and the one place its status is decided;
 //!   [`Challenge`]: what a 401 asks for; [`ErrorFormat`]: how the body looks ([`Rfc6750`] by
 //!   default, [`JsonEnvelope`] for your own).
@@ -84,6 +85,7 @@ mod authenticator;
 mod binding;
 mod body;
 mod challenge;
+mod client_certificate;
 mod credential;
 mod decision;
 mod digest;
@@ -104,6 +106,7 @@ pub use authenticator::{Authenticator, BoxAuthenticator, Or};
 pub use binding::Binding;
 pub use body::AuthBody;
 pub use challenge::Challenge;
+pub use client_certificate::{CertificateSource, ClientCertificate};
 pub use credential::{
     Credential, CredentialSource, DEFAULT_MAX_CREDENTIAL_LEN, Via, is_jwt_shaped,
 };

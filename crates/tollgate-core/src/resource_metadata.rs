@@ -74,6 +74,7 @@ pub struct ResourceMetadataBuilder {
     bearer_methods: Vec<&'static str>,
     dpop_algs: Vec<String>,
     dpop_required: bool,
+    certificate_bound: bool,
     resource_name: Option<String>,
     documentation: Option<String>,
 }
@@ -90,6 +91,8 @@ struct Document<'a> {
     dpop_signing_alg_values_supported: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     dpop_bound_access_tokens_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_client_certificate_bound_access_tokens: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     resource_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,6 +110,7 @@ impl ResourceMetadata {
             bearer_methods: Vec::new(),
             dpop_algs: Vec::new(),
             dpop_required: false,
+            certificate_bound: false,
             resource_name: None,
             documentation: None,
         }
@@ -218,6 +222,14 @@ impl ResourceMetadataBuilder {
         self
     }
 
+    /// Sets `tls_client_certificate_bound_access_tokens` (default: `false`, and left out):
+    /// whether the resource accepts tokens bound to a TLS client certificate (RFC 8705;
+    /// `JwtAuth::mtls_enabled()`).
+    pub fn tls_client_certificate_bound_access_tokens(mut self, supported: bool) -> Self {
+        self.certificate_bound = supported;
+        self
+    }
+
     /// A human-readable name of the resource (`resource_name`, default: none).
     pub fn resource_name(mut self, name: impl Into<String>) -> Self {
         self.resource_name = Some(name.into());
@@ -261,6 +273,7 @@ impl ResourceMetadataBuilder {
             bearer_methods_supported: &bearer_methods,
             dpop_signing_alg_values_supported: &self.dpop_algs,
             dpop_bound_access_tokens_required: self.dpop_required,
+            tls_client_certificate_bound_access_tokens: self.certificate_bound,
             resource_name: self.resource_name.as_deref(),
             resource_documentation: self.documentation.as_deref(),
         })

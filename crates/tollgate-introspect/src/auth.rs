@@ -11,7 +11,7 @@ use tollgate_core::{
     AuthError, AuthLayer, Authenticator, Challenge, CredentialKind, CredentialSource, Principal,
     Via,
 };
-use tollgate_jwt::{ClaimRule, Dpop, InvalidDpop, ScopeMapping};
+use tollgate_jwt::{ClaimRule, Dpop, InvalidDpop, Mtls, ScopeMapping};
 use tollgate_upstream::{
     BreakerPolicy, CachePolicy, DiscoveryError, ServerMetadata, SharedStore, Stats, Upstream,
     VerdictCache, VerdictStore,
@@ -72,6 +72,7 @@ pub struct Introspection {
     source: CredentialSource,
     introspect_jwts: bool,
     dpop: Dpop,
+    mtls: Mtls,
 }
 
 impl fmt::Debug for Introspection {
@@ -100,6 +101,7 @@ impl Introspection {
             introspect_jwts: false,
             source: CredentialSource::bearer(),
             dpop: Dpop::off(),
+            mtls: Mtls::off(),
             upstream: Upstream::new("introspection endpoint")
                 .target("introspection")
                 .timeout(DEFAULT_TIMEOUT),
@@ -135,6 +137,12 @@ impl Introspection {
         &self.verdicts.verifier().rules.issuer
     }
 
+    /// Whether certificate-bound tokens are accepted (RFC 9728's
+    /// `tls_client_certificate_bound_access_tokens`).
+    pub fn mtls_enabled(&self) -> bool {
+        self.mtls.is_enabled()
+    }
+
     /// Whether DPoP-bound tokens are required (RFC 9728's
     /// `dpop_bound_access_tokens_required`).
     pub fn dpop_required(&self) -> bool {
@@ -161,10 +169,15 @@ impl Authenticator for Introspection {
             e.with_origin(CredentialKind::OpaqueToken, Some(issuer))
         };
         let principal = self.verdicts.verdict(&token).await.map_err(refused)?;
-        if principal.binding().is_some() || token.via() == Via::Dpop || self.dpop.is_required() {
+        if principal.binding().is_some()
+            || token.via() == Via::Dpop
+            || self.dpop.is_required()
+            || self.mtls.is_required()
+        {
             // Boxed: a proof check is rare next to the cache hits whose future this would grow.
             Box::pin(self.dpop.check(parts, &token, &principal))
                 .await
+                .and_then(|()| self.mtls.check(parts, &principal))
                 .map_err(refused)?;
         }
         Ok(Some(principal))
@@ -194,6 +207,7 @@ pub struct IntrospectionBuilder {
     introspect_jwts: bool,
     source: CredentialSource,
     dpop: Dpop,
+    mtls: Mtls,
     upstream: Upstream,
     store: Option<SharedStore>,
     cache: CachePolicy,
@@ -265,6 +279,15 @@ impl IntrospectionBuilder {
     /// [`Dpop::off`], and a bound token is refused). See [`Dpop`].
     pub fn dpop(mut self, dpop: Dpop) -> Self {
         self.dpop = dpop;
+        self
+    }
+
+    /// Whether this issuer's opaque tokens may or must be bound to the client's TLS
+    /// certificate (`cnf.x5t#S256` in the introspection answer, RFC 8705 §3.2), and where
+    /// that certificate is read from (default: [`Mtls::off`], and a certificate-bound token
+    /// is refused). See [`Mtls`].
+    pub fn mtls(mut self, mtls: Mtls) -> Self {
+        self.mtls = mtls;
         self
     }
 
@@ -368,6 +391,7 @@ impl IntrospectionBuilder {
             source,
             introspect_jwts: self.introspect_jwts,
             dpop: self.dpop,
+            mtls: self.mtls,
         })
     }
 }

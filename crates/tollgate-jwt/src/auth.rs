@@ -51,9 +51,9 @@ struct Inner {
     source: CredentialSource,
     cache: Option<Arc<VerifiedCache>>,
     revocations: Option<Arc<dyn Revocations>>,
-    /// Whether some issuer requires DPoP: without it, an unbound bearer token needs no look
-    /// at its issuer's DPoP settings.
-    dpop_required: bool,
+    /// Whether some issuer requires DPoP or a certificate: without it, an unbound bearer
+    /// token needs no look at its issuer's binding settings.
+    binding_required: bool,
 }
 
 /// A configured issuer with its keys.
@@ -148,6 +148,15 @@ impl JwtAuth {
             .all(|i| i.config.dpop.is_required())
     }
 
+    /// Whether some issuer accepts certificate-bound tokens (RFC 9728's
+    /// `tls_client_certificate_bound_access_tokens`).
+    pub fn mtls_enabled(&self) -> bool {
+        self.inner
+            .issuers
+            .values()
+            .any(|i| i.config.mtls.is_enabled())
+    }
+
     /// How many verified tokens are cached (0 without the cache).
     pub async fn cached_tokens(&self) -> u64 {
         match &self.inner.cache {
@@ -165,11 +174,14 @@ impl JwtAuth {
         let principal = self.inner.verify(token).await?;
         // Without a request there is no proof: a bound token cannot be used this way.
         match self.inner.issuer_of(&principal) {
-            Some(issuer) => issuer
-                .config
-                .dpop
-                .check_bearer(&principal)
-                .map_err(|e| issuer.refusal(e))?,
+            Some(issuer) => {
+                let config = &issuer.config;
+                config
+                    .dpop
+                    .check_bearer(&principal)
+                    .and_then(|()| config.mtls.check_without_request(&principal))
+                    .map_err(|e| issuer.refusal(e))?
+            }
             None => return Err(AuthError::invalid_token("the token issuer is not trusted")),
         }
         Ok(principal)
@@ -340,8 +352,9 @@ impl Inner {
     }
 
     /// `principal`, if the way its token was presented fits the token's binding and its
-    /// issuer's DPoP settings ([`Dpop::check`](crate::Dpop::check)); asked of bound tokens,
-    /// DPoP requests, and every token when an issuer requires DPoP.
+    /// issuer's DPoP and mTLS settings ([`Dpop::check`](crate::Dpop::check),
+    /// [`Mtls::check`](crate::Mtls::check)); asked of bound tokens, DPoP requests, and every
+    /// token when an issuer requires a binding.
     async fn presented_well(
         &self,
         parts: &Parts,
@@ -353,12 +366,12 @@ impl Inner {
                 "the token issuer is not trusted",
             )));
         };
-        issuer
-            .config
-            .dpop
-            .check(parts, token, &principal)
-            .await
-            .map_err(|e| issuer.refusal(e))?;
+        let config = &issuer.config;
+        let presented = match config.dpop.check(parts, token, &principal).await {
+            Ok(()) => config.mtls.check(parts, &principal),
+            Err(e) => Err(e),
+        };
+        presented.map_err(|e| issuer.refusal(e))?;
         Ok(principal)
     }
 
@@ -426,7 +439,8 @@ impl Authenticator for JwtAuth {
             None if !is_jwt_shaped(&token) => return Ok(None),
             None => self.inner.verify_uncached(&token).await?,
         };
-        if principal.binding().is_none() && token.via() != Via::Dpop && !self.inner.dpop_required {
+        if principal.binding().is_none() && token.via() != Via::Dpop && !self.inner.binding_required
+        {
             return Ok(Some(principal));
         }
         // Boxed: a proof check is rare next to the cache hits whose future this would grow.
@@ -586,7 +600,9 @@ impl JwtAuthBuilder {
         }
         Ok(JwtAuth {
             inner: Arc::new(Inner {
-                dpop_required: issuers.values().any(|i| i.config.dpop.is_required()),
+                binding_required: issuers
+                    .values()
+                    .any(|i| i.config.dpop.is_required() || i.config.mtls.is_required()),
                 issuers,
                 source,
                 cache,

@@ -330,19 +330,17 @@ impl Dpop {
     }
 
     /// Checks a token presented without a proof (a bearer token, or one verified outside a
-    /// request): it must not be bound, and DPoP must not be required.
+    /// request): it must not be DPoP-bound, and DPoP must not be required. (A token bound to
+    /// a certificate is [`Mtls`](crate::Mtls)'s to check.)
     pub fn check_bearer(&self, principal: &Principal) -> Result<(), AuthError> {
         match principal.binding() {
             Some(Binding::Dpop { .. }) => Err(AuthError::invalid_token(
                 "the token is DPoP-bound: send it with the DPoP scheme and a proof",
             )),
-            Some(_) => Err(AuthError::invalid_token(
-                "the token is bound to a client certificate, which this service does not check",
-            )),
-            None if self.mode == Mode::Required => Err(AuthError::invalid_token(
+            _ if self.mode == Mode::Required => Err(AuthError::invalid_token(
                 "this issuer's tokens must be DPoP-bound",
             )),
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 

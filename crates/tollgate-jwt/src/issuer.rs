@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::keys::{KeySet, PreparedKey, check_rsa_modulus, parse_jwks, thumbprint};
 use crate::token::{Header, numeric_date};
-use crate::{BuildError, ClaimRule, Dpop, ScopeMapping};
+use crate::{BuildError, ClaimRule, Dpop, Mtls, ScopeMapping};
 
 /// The algorithms accepted by default: RSA (PKCS#1 and PSS), ECDSA P-256/P-384, Ed25519.
 /// HMAC is only ever accepted for keys you configure yourself ([`LocalKeys::hmac`]), and
@@ -92,6 +92,7 @@ pub struct Issuer {
     pub(crate) rules: Vec<ClaimRule>,
     pub(crate) refresh: Refresh,
     pub(crate) dpop: Dpop,
+    pub(crate) mtls: Mtls,
 }
 
 impl Issuer {
@@ -109,6 +110,7 @@ impl Issuer {
             rules: Vec::new(),
             refresh: Refresh::default(),
             dpop: Dpop::off(),
+            mtls: Mtls::off(),
         }
     }
 
@@ -258,6 +260,14 @@ impl Issuer {
     /// (default: [`Dpop::off`], and a token bound to a key is refused). See [`Dpop`].
     pub fn dpop(mut self, dpop: Dpop) -> Self {
         self.dpop = dpop;
+        self
+    }
+
+    /// Whether this issuer's tokens may or must be bound to the client's TLS certificate,
+    /// and where that certificate is read from (default: [`Mtls::off`], and a
+    /// certificate-bound token is refused). See [`Mtls`].
+    pub fn mtls(mut self, mtls: Mtls) -> Self {
+        self.mtls = mtls;
         self
     }
 

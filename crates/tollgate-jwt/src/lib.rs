@@ -19,6 +19,9 @@
 //!   the proof of each `Authorization: DPoP` request checked against the token's `cnf.jkt`,
 //!   replays refused (locally or fleet-wide), optional server nonces; a bound token is never
 //!   accepted as a bearer token.
+//! - [`Mtls`]: certificate-bound tokens (RFC 8705), per issuer off, allowed or required:
+//!   the token's `cnf.x5t#S256` checked against the request's client certificate, from the
+//!   service's own TLS connection or a trusted proxy's header.
 //! - An opt-in verified-token cache, and [`Revocations`]: tokens refused before their `exp`
 //!   (by `jti` or subject), asked on cached tokens too.
 //!
@@ -51,6 +54,7 @@ mod dpop;
 mod error;
 mod issuer;
 mod keys;
+mod mtls;
 mod revocation;
 mod scopes;
 mod store;
@@ -64,6 +68,7 @@ pub use dpop::{DEFAULT_DPOP_ALGORITHMS, Dpop, InvalidDpop};
 pub use error::BuildError;
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, LocalKeys};
 pub use jsonwebtoken::Algorithm;
+pub use mtls::Mtls;
 pub use revocation::{RevocationQuery, Revocations, TokenFilter, VerifiedTokens};
 pub use scopes::ScopeMapping;
 

@@ -479,6 +479,11 @@ impl OpaqueTokenBuilder<'_> {
         self.claim("cnf", key.cnf())
     }
 
+    /// Binds the token to a client certificate (`cnf.x5t#S256`, RFC 8705 §3).
+    pub fn certificate_bound(self, certificate: &crate::TestCertificate) -> Self {
+        self.claim("cnf", certificate.cnf())
+    }
+
     /// Mints the token: a random string that means nothing but to the introspection endpoint.
     pub fn issue(self) -> String {
         let mut bytes = [0u8; 24];
@@ -577,6 +582,11 @@ impl TokenBuilder<'_> {
     /// Binds the token to `key` (`cnf.jkt`, RFC 9449 §6).
     pub fn dpop_bound(self, key: &crate::DpopKey) -> Self {
         self.claim("cnf", key.cnf())
+    }
+
+    /// Binds the token to a client certificate (`cnf.x5t#S256`, RFC 8705 §3).
+    pub fn certificate_bound(self, certificate: &crate::TestCertificate) -> Self {
+        self.claim("cnf", certificate.cnf())
     }
 
     /// Signs the token.

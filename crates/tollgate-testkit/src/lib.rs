@@ -12,6 +12,10 @@
 //! - [`DpopKey`]: a client's DPoP key, whose `cnf` binds a minted token to it, and
 //!   [`ProofBuilder`]: its proofs, good or broken (replayed, for another method, URI or
 //!   token, stale, HMAC or unsigned, a private key in the header).
+//! - [`TestCa`]: a certificate authority of the test's own, its client certificates
+//!   ([`TestCertificate`], whose `cnf` binds a minted token to it), an HTTPS server that asks
+//!   for them and puts each request's [`ClientCertificate`](tollgate_core::ClientCertificate)
+//!   in its extensions, and clients that present them (mutual TLS, RFC 8705).
 //! - [`ProtectedApp`]: one route behind your layer, served, counting its handler's runs;
 //!   [`serve`]: your own router on a random 127.0.0.1 port, for real HTTP calls in tests;
 //!   [`unreachable_url`]: a URL where nothing listens; [`prometheus_series`]: a scrape read
@@ -51,6 +55,7 @@ mod key_service;
 mod paired;
 mod redis;
 mod server;
+mod tls;
 
 pub use app::ProtectedApp;
 pub use dpop::{DpopKey, ProofBuilder};
@@ -59,3 +64,4 @@ pub use key_service::{Fault, MockKey, MockKeyService};
 pub use paired::{alternating, quartiles};
 pub use redis::RedisServer;
 pub use server::{prometheus_series, serve, unreachable_url};
+pub use tls::{TestCa, TestCertificate};
