@@ -2,7 +2,8 @@
 //! requests a service sends.
 //!
 //! - [`ClientCredentials`]: the OAuth 2.0 client (RFC 6749 §4.4): `client_secret_basic`,
-//!   `client_secret_post` or `private_key_jwt` (RFC 7523), the token endpoint given or
+//!   `client_secret_post`, `private_key_jwt` (RFC 7523) or the TLS client certificate
+//!   (`tls_client_auth`, RFC 8705), the token endpoint given or
 //!   discovered, audience/resource and scope parameters; on tollgate's fetch path (no
 //!   redirects, a capped read, a timeout, a breaker), retried with backoff only when no
 //!   server was reached; typed [`TokenError`]s.

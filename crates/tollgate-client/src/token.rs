@@ -57,6 +57,8 @@ pub(crate) enum ClientAuth {
         alg: Algorithm,
         kid: Option<String>,
     },
+    /// The TLS client certificate of the HTTP client (RFC 8705 §2).
+    TlsClientAuth,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +98,7 @@ impl fmt::Debug for ClientCredentials {
             ClientAuth::SecretBasic(_) => "client_secret_basic",
             ClientAuth::SecretPost(_) => "client_secret_post",
             ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
+            ClientAuth::TlsClientAuth => "tls_client_auth",
         };
         f.debug_struct("ClientCredentials")
             .field("client_id", &self.client_id)
@@ -199,6 +202,35 @@ impl ClientCredentials {
         kid: Option<String>,
     ) -> Self {
         self.auth = ClientAuth::PrivateKeyJwt { key, alg, kid };
+        self
+    }
+
+    /// Authenticates with the TLS client certificate of the HTTP client (`tls_client_auth`
+    /// or `self_signed_tls_client_auth`, RFC 8705 §2; the same on the wire): the form names
+    /// the client, the certificate proves it. Give the client a certificate with
+    /// [`http_client`](Self::http_client); a server that binds tokens to it (RFC 8705 §3)
+    /// accepts them only over connections with that certificate, so send your requests
+    /// through the same client.
+    ///
+    /// ```no_run
+    /// use tollgate_client::{ClientAuthLayer, ClientCredentials, TokenSource};
+    ///
+    /// # fn run(cert_and_key_pem: &[u8]) -> Result<(), reqwest::Error> {
+    /// let http = reqwest::Client::builder()
+    ///     .identity(reqwest::Identity::from_pem(cert_and_key_pem)?)
+    ///     .redirect(reqwest::redirect::Policy::none())
+    ///     .build()?;
+    /// let client = ClientCredentials::new("orders-worker")
+    ///     .tls_client_auth()
+    ///     .token_endpoint("https://mtls.login.example.com/oauth/token")
+    ///     .http_client(http.clone());
+    /// let orders = tower::ServiceBuilder::new()
+    ///     .layer(ClientAuthLayer::token(TokenSource::new(client)).audience("orders-api"))
+    ///     .service(http);
+    /// # let _ = orders; Ok(()) }
+    /// ```
+    pub fn tls_client_auth(mut self) -> Self {
+        self.auth = ClientAuth::TlsClientAuth;
         self
     }
 
@@ -367,9 +399,10 @@ impl ClientCredentials {
         }
     }
 
-    /// Authenticates a form POST to `endpoint` as this client (RFC 6749 §2.3, RFC 7523 §2.2):
-    /// HTTP Basic on `request`, or `client_id` and `client_secret`, or a `private_key_jwt`
-    /// assertion whose `aud` is `endpoint`, added to `form`. For every endpoint a client
+    /// Authenticates a form POST to `endpoint` as this client (RFC 6749 §2.3, RFC 7523 §2.2,
+    /// RFC 8705 §2): HTTP Basic on `request`, or `client_id` and `client_secret`, or a
+    /// `private_key_jwt` assertion whose `aud` is `endpoint`, or `client_id` alone (the
+    /// HTTP client's certificate proves it), added to `form`. For every endpoint a client
     /// authenticates to: the token endpoint here, an introspection endpoint
     /// (tollgate-introspect).
     pub fn authenticate(
@@ -397,6 +430,10 @@ impl ClientCredentials {
                     "client_assertion",
                     self.assertion(endpoint, key, *alg, kid.clone())?,
                 ));
+                request
+            }
+            ClientAuth::TlsClientAuth => {
+                form.push(("client_id", self.client_id.clone()));
                 request
             }
         })

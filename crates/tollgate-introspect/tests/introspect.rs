@@ -603,3 +603,53 @@ async fn introspect_dpop_required_refuses_unbound_and_off_refuses_bound_tokens()
     assert_eq!(status(&off, &odd).await, 401);
     assert_eq!(off.hits() + required.hits(), 0);
 }
+
+#[tokio::test]
+async fn introspect_certificate_bound_opaque_tokens_need_their_certificate_cached_or_not() {
+    use http::HeaderName;
+    use tollgate_core::CertificateSource;
+    use tollgate_jwt::Mtls;
+    use tollgate_testkit::TestCa;
+
+    let idp = idp().await;
+    let header = HeaderName::from_static("ssl-client-cert");
+    let auth = introspection(&idp)
+        .mtls(Mtls::allowed(CertificateSource::forwarded_pem(header)))
+        .build()
+        .await
+        .unwrap();
+    assert!(auth.mtls_enabled());
+    let app = serve(auth).await;
+    let ca = TestCa::new();
+    let (alice, mallory) = (
+        ca.client_certificate("alice"),
+        ca.client_certificate("mallory"),
+    );
+    let token = idp.opaque_token().certificate_bound(&alice).issue();
+    let call = |certificate: Option<String>| {
+        let mut req = reqwest::Client::new().get(app.url()).bearer_auth(&token);
+        if let Some(pem) = certificate {
+            req = req.header("ssl-client-cert", pem);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(call(Some(alice.escaped_pem())).await, 200);
+    // Cached now: still only with alice's certificate.
+    assert_eq!(call(Some(mallory.escaped_pem())).await, 401);
+    assert_eq!(call(None).await, 401);
+    assert_eq!(call(Some(alice.escaped_pem())).await, 200);
+    assert_eq!(idp.introspection_requests(), 1);
+    assert_eq!(app.hits(), 2);
+
+    // mTLS off: the bound token is refused, never taken as a bearer token.
+    let off = serve(introspection(&idp).build().await.unwrap()).await;
+    let res = reqwest::Client::new()
+        .get(off.url())
+        .bearer_auth(&token)
+        .header("ssl-client-cert", alice.escaped_pem())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(off.hits(), 0);
+}
