@@ -62,6 +62,11 @@ fn have(tool: &str) -> bool {
 /// and starts it on a free port. `None` (with the reason printed) when Node is missing
 /// outside CI.
 async fn start_provider() -> Option<Provider> {
+    start_provider_with(&[]).await
+}
+
+/// [`start_provider`] with more environment for `provider.mjs` (its TLS settings, say).
+async fn start_provider_with(env: &[(&str, String)]) -> Option<Provider> {
     if !have("node") || !have("npm") {
         let reason =
             "Node.js and npm are needed for the interoperability test (.ci/run installs them)";
@@ -90,6 +95,7 @@ async fn start_provider() -> Option<Provider> {
     let child = Command::new("node")
         .arg("provider.mjs")
         .env("PORT", port.to_string())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(&dir)
         .stdout(Stdio::null())
         .spawn()
@@ -162,7 +168,14 @@ async fn status(url: &str, token: &str) -> reqwest::StatusCode {
 }
 
 async fn serve(auth: impl tollgate::Authenticator) -> String {
-    let app = Router::new()
+    let addr = tollgate_testkit::serve(app(auth)).await;
+    format!("http://{addr}/orders")
+}
+
+/// `/orders`: GET needs `orders:read` and answers subject, `client_id` and scopes; POST needs
+/// `orders:write`.
+fn app(auth: impl tollgate::Authenticator) -> Router {
+    Router::new()
         .route(
             "/orders",
             get(
@@ -177,9 +190,7 @@ async fn serve(auth: impl tollgate::Authenticator) -> String {
                 },
             ),
         )
-        .layer(AuthLayer::new(auth));
-    let addr = tollgate_testkit::serve(app).await;
-    format!("http://{addr}/orders")
+        .layer(AuthLayer::new(auth))
 }
 
 #[tokio::test]
@@ -475,4 +486,110 @@ async fn dpop_bound_tokens_from_the_real_provider_through_tollgate_client() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
+}
+
+#[cfg(feature = "client")]
+#[tokio::test]
+async fn mtls_bound_tokens_from_the_real_provider_through_tollgate_client() {
+    use base64::Engine;
+    use tollgate::CertificateSource;
+    use tollgate::client::{ClientAuthLayer, ClientCredentials, TokenSource};
+    use tollgate::jwt::Mtls;
+    use tollgate_testkit::TestCa;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    // The provider over HTTPS too, with a server certificate of the test's CA, asking
+    // clients for one of the same CA.
+    let ca = TestCa::new();
+    let server = ca.server_certificate();
+    let dir = std::env::temp_dir().join(format!("tollgate-interop-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = [
+        ("TLS_PORT", tls_port.to_string()),
+        ("TLS_CERT", file("server.pem", server.cert_pem())),
+        ("TLS_KEY", file("server-key.pem", server.key_pem())),
+        ("TLS_CA", file("ca.pem", &ca.certificate_pem())),
+    ];
+    let provider = start_provider_with(&env).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let Some(provider) = provider else {
+        return;
+    };
+    // The resource terminates TLS itself and takes certificates from the connection.
+    let auth = provider
+        .auth(
+            Issuer::discover(&provider.issuer)
+                .audience(AUDIENCE)
+                .mtls(Mtls::required(CertificateSource::tls_connection())),
+        )
+        .await;
+    let addr = ca.serve(app(auth)).await;
+    let url = format!("https://127.0.0.1:{}/orders", addr.port());
+
+    // One HTTP client with the client's certificate, for the token endpoint and the calls.
+    let certificate = ca.client_certificate("tollgate-mtls-client");
+    let http = ca.client(Some(&certificate));
+    let tokens = TokenSource::new(
+        ClientCredentials::new("mtls-client")
+            .tls_client_auth()
+            .token_endpoint(format!("https://127.0.0.1:{tls_port}/token"))
+            .audience_as_resource()
+            .http_client(http.clone()),
+    );
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let kept = sent.clone();
+    let transport = tower::service_fn(move |req: reqwest::Request| {
+        let (http, kept) = (http.clone(), kept.clone());
+        async move {
+            let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
+            *kept.lock().unwrap() = Some(auth);
+            http.execute(req).await
+        }
+    });
+    let client = ServiceBuilder::new()
+        .layer(
+            ClientAuthLayer::token(tokens.clone())
+                .audience(AUDIENCE)
+                .scope("orders:read"),
+        )
+        .service(transport);
+    for _ in 0..2 {
+        let request = reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap());
+        let res = client.clone().oneshot(request).await.unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        assert_eq!(
+            res.text().await.unwrap(),
+            "mtls-client mtls-client orders:read"
+        );
+    }
+    assert_eq!(tokens.token_requests(), 1);
+
+    // The provider bound the token to the certificate (RFC 8705 §3.1).
+    let sent = sent.lock().unwrap().clone().unwrap();
+    let token = sent.strip_prefix("Bearer ").expect("a bearer token");
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["cnf"]["x5t#S256"], certificate.thumbprint());
+
+    // The same token from a connection with another certificate, or none: refused.
+    let thief = ca.client_certificate("tollgate-mtls-client");
+    for http in [ca.client(Some(&thief)), ca.client(None)] {
+        let res = http.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(res.status(), 401);
+    }
 }

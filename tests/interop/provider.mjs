@@ -12,10 +12,16 @@
 //   https://opaque.tollgate.test;
 // - introspection (RFC 7662) and revocation (RFC 7009) on; `introspector` is the resource
 //   server's client for introspection (client_secret_basic);
+// - mutual TLS (RFC 8705) when TLS_PORT, TLS_CERT, TLS_KEY and TLS_CA are set: the same
+//   provider over HTTPS on TLS_PORT as well, asking clients for a certificate of TLS_CA;
+//   `mtls-client` authenticates with its certificate (tls_client_auth, subject
+//   CN=tollgate-mtls-client) and gets tokens bound to it (cnf.x5t#S256);
 // - POST /__rotate: a new RSA and EC key sign from now on, the old ones stay published;
 //   POST /__drop_old: only the newest keys stay published.
 import http from 'node:http';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { X509Certificate, generateKeyPairSync, randomUUID } from 'node:crypto';
 import Provider, { errors } from 'oidc-provider';
 
 const port = Number(process.env.PORT || 4000);
@@ -57,6 +63,12 @@ function makeProvider() {
         dpop_bound_access_tokens: true,
       },
       {
+        client_id: 'mtls-client', grant_types: ['client_credentials'], redirect_uris: [],
+        response_types: [], token_endpoint_auth_method: 'tls_client_auth',
+        tls_client_auth_subject_dn: 'CN=tollgate-mtls-client',
+        tls_client_certificate_bound_access_tokens: true, scope: 'orders:read orders:write',
+      },
+      {
         client_id: 'introspector', client_secret: 'introspector-secret-0123456789abcdef',
         grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
         token_endpoint_auth_method: 'client_secret_basic',
@@ -69,12 +81,26 @@ function makeProvider() {
       },
     ],
     jwks: { keys },
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth'],
     scopes: ['openid', 'orders:read', 'orders:write'],
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        tlsClientAuth: true,
+        // The certificate of the TLS connection, checked against TLS_CA by Node.
+        getCertificate: (ctx) => {
+          const peer = ctx.socket.getPeerCertificate?.(true);
+          return peer?.raw ? new X509Certificate(peer.raw) : undefined;
+        },
+        certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+        certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
+          && new X509Certificate(ctx.socket.getPeerCertificate().raw).subject === expected,
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => RESOURCES[0],
@@ -116,4 +142,14 @@ const server = http.createServer((req, res) => {
 });
 
 server.listen(port, '127.0.0.1', () => console.log(`oidc-provider listening on ${issuer}`));
+if (process.env.TLS_PORT) {
+  const tls = https.createServer({
+    cert: readFileSync(process.env.TLS_CERT),
+    key: readFileSync(process.env.TLS_KEY),
+    ca: readFileSync(process.env.TLS_CA),
+    requestCert: true,
+    rejectUnauthorized: false,
+  }, server.listeners('request')[0]);
+  tls.listen(Number(process.env.TLS_PORT), '127.0.0.1');
+}
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));
