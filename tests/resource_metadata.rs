@@ -218,3 +218,47 @@ async fn resource_metadata_of_a_dpop_resource_names_its_algorithms_and_requireme
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn resource_metadata_of_an_mtls_resource_says_it_takes_certificate_bound_tokens() {
+    use tollgate::CertificateSource;
+    use tollgate::jwt::Mtls;
+    use tollgate_testkit::TestCa;
+
+    let (idp, ca) = (MockIdp::start().await, TestCa::new());
+    let jwts = JwtAuth::builder()
+        .issuer(
+            Issuer::discover(idp.issuer())
+                .audience("https://api.example.com")
+                .mtls(Mtls::allowed(CertificateSource::tls_connection())),
+        )
+        .build()
+        .await
+        .unwrap();
+    let metadata = ResourceMetadata::builder("https://api.example.com")
+        .authorization_servers(jwts.issuers())
+        .tls_client_certificate_bound_access_tokens(jwts.mtls_enabled())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/tools", post(|| async { "tools" }))
+        .layer(AuthLayer::new(jwts).resource_metadata(metadata.url()))
+        .route_service(metadata.path(), metadata.service());
+    let addr = ca.serve(app).await;
+    let http = ca.client(None);
+    let base = format!("https://127.0.0.1:{}", addr.port());
+    let document: serde_json::Value = http
+        .get(format!("{base}/.well-known/oauth-protected-resource"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(document["tls_client_certificate_bound_access_tokens"], true);
+    assert!(document.get("dpop_bound_access_tokens_required").is_none());
+    let res = http.post(format!("{base}/tools")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+}

@@ -58,7 +58,7 @@ pub(crate) enum ClientAuth {
         kid: Option<String>,
     },
     /// The TLS client certificate of the HTTP client (RFC 8705 §2).
-    TlsClientAuth,
+    TlsCertificate,
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ impl fmt::Debug for ClientCredentials {
             ClientAuth::SecretBasic(_) => "client_secret_basic",
             ClientAuth::SecretPost(_) => "client_secret_post",
             ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
-            ClientAuth::TlsClientAuth => "tls_client_auth",
+            ClientAuth::TlsCertificate => "tls_client_auth",
         };
         f.debug_struct("ClientCredentials")
             .field("client_id", &self.client_id)
@@ -230,7 +230,7 @@ impl ClientCredentials {
     /// # let _ = orders; Ok(()) }
     /// ```
     pub fn tls_client_auth(mut self) -> Self {
-        self.auth = ClientAuth::TlsClientAuth;
+        self.auth = ClientAuth::TlsCertificate;
         self
     }
 
@@ -432,7 +432,7 @@ impl ClientCredentials {
                 ));
                 request
             }
-            ClientAuth::TlsClientAuth => {
+            ClientAuth::TlsCertificate => {
                 form.push(("client_id", self.client_id.clone()));
                 request
             }
