@@ -13,10 +13,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use fred::prelude::{ClientLike, KeysInterface};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use jsonwebtoken::{Algorithm, Header};
-use redis::AsyncCommands;
 use serde_json::json;
 use tollgate_apikey::{
     ApiKeyAuth, CachePolicy, Denial, KeyInfo, KeyVerifier, UpstreamError, Verdict,
@@ -144,20 +144,22 @@ async fn shared_hit(redis: &RedisServer, keys: &'static Keys) {
     let reader = behind(reader_auth.clone());
     assert_eq!(call(&reader, key).await, 200);
     let before = reader_auth.stats().store_hits;
-    let mut bare = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection_manager()
-        .await
-        .unwrap();
-    let entry: String = redis::cmd("KEYS")
-        .arg("tollgate:v:*")
-        .query_async::<Vec<String>>(&mut bare)
+    // The same client as the store's, alone.
+    let bare = fred::prelude::Client::new(
+        fred::prelude::Config::from_url(&redis.url()).unwrap(),
+        None,
+        None,
+        None,
+    );
+    bare.init().await.unwrap();
+    let entry: String = bare
+        .custom::<Vec<String>, _>(fred::cmd!("KEYS"), vec!["{tollgate}:v:*"])
         .await
         .unwrap()
         .remove(0);
     let rounds = alternating(
         async || {
-            let value: Option<Vec<u8>> = bare.clone().get(&entry).await.unwrap();
+            let value: Option<Vec<u8>> = bare.get(entry.as_str()).await.unwrap();
             black_box(value.unwrap());
         },
         async || {

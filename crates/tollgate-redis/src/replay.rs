@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use tollgate_core::{CredentialDigest, ReplayStore};
 
-use crate::store::RedisStore;
+use fred::prelude::KeysInterface;
+
+use crate::store::{RedisStore, px};
 
 /// Most one-time values remembered locally while Redis cannot be asked.
 const LOCAL_CAPACITY: u64 = 100_000;
@@ -40,16 +42,11 @@ impl ReplayStore for RedisStore {
         let digest = CredentialDigest::of(id);
         let inner = self.inner();
         let key = format!("{}once:{}", inner.prefix, inner.seal.key_id(&digest));
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let set = self
             .ask("SET NX", async |redis| {
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(millis)
-                    .query_async::<Option<String>>(redis)
+                let nx = Some(fred::prelude::SetOptions::NX);
+                redis
+                    .set::<Option<String>, _, _>(key.as_str(), 1, Some(px(ttl)), nx, false)
                     .await
             })
             .await;

@@ -10,12 +10,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::AsyncCommands;
+use fred::prelude::KeysInterface;
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tollgate_core::AuthError;
 use tollgate_jwt::{RevocationQuery, Revocations, VerifiedTokens};
 
-use crate::store::{Inner, REVOCATION, RedisStore, Scan};
+use crate::store::{Inner, REVOCATION, Redis, RedisError, RedisStore, px, scan};
 
 /// What the mirror holds, by issuer (one lookup of the issuer per check).
 #[derive(Debug, Default, Clone)]
@@ -220,15 +221,17 @@ impl RevocationList {
         let key = format!("{}{}", inner.prefix, revocation.key());
         let body = serde_json::to_vec(&revocation).expect("a revocation serializes");
         let value = inner.seal.seal(&key, &body, ttl);
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let message = [REVOCATION, key.as_bytes(), b"\n", &value].concat();
         // Past the breaker: a revocation is worth a try whatever it remembers.
         let timeout = inner.timeout.max(Duration::from_secs(1));
         let stored = self
             .store
             .send("SET and PUBLISH", timeout, async |redis| {
-                redis.pset_ex::<_, _, ()>(&key, &value, millis).await?;
-                self.store.publish_sealed(&message).await
+                let ttl = Some(px(ttl));
+                redis
+                    .set::<(), _, _>(key.as_str(), value.as_slice(), ttl, None, false)
+                    .await?;
+                self.store.publish_sealed(redis, &message).await
             })
             .await;
         match stored {
@@ -333,20 +336,20 @@ impl Inner {
     }
 
     /// Reads every revocation stored, and replaces the mirror with them.
-    pub(crate) async fn load_revocations(&self) -> redis::RedisResult<usize> {
-        let mut redis = self.redis.clone();
+    pub(crate) async fn load_revocations(&self, redis: &Redis) -> Result<usize, RedisError> {
         let now = secs(SystemTime::now());
         let lifetime = self.max_token_lifetime.as_secs();
         let mut revoked = Revoked::default();
         let mut count = 0;
         for kind in ["rt", "rs"] {
             let pattern = format!("{}{kind}:*", self.prefix);
-            let mut scan = Scan::new(&pattern);
-            while let Some(keys) = scan.next(&mut redis).await? {
+            let mut pages = std::pin::pin!(scan(redis, &pattern));
+            while let Some(keys) = pages.next().await {
+                let keys = keys?;
                 if keys.is_empty() {
                     continue;
                 }
-                let values: Vec<Option<Vec<u8>>> = redis.mget(&keys).await?;
+                let values: Vec<Option<Vec<u8>>> = redis.mget(keys.clone()).await?;
                 for (key, value) in keys.iter().zip(values) {
                     if let Some(r) = value.and_then(|v| self.open_revocation(key, &v)) {
                         revoked.add(r, now, lifetime);

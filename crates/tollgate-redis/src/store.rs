@@ -6,9 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use fred::clients::{Client, SubscriberClient, WithOptions};
+use fred::prelude::{
+    ClientLike, Config, EventInterface, KeysInterface, Options, PubsubInterface, ReconnectPolicy,
+};
+use fred::types::Builder;
+use fred::types::scan::Scanner;
+use futures_util::StreamExt;
 use tollgate_core::CredentialDigest;
 use tollgate_core::telemetry::{Counter, Family, Gauge, Lazy};
 use tollgate_upstream::{Breaker, BreakerPolicy, LocalVerdicts, Meters, VerdictStore};
@@ -20,7 +24,7 @@ use crate::seal::Seal;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisStoreError {
-    /// The URL is not a Redis URL this build can use (`redis://` or `redis+unix://`).
+    /// The URL is not a Redis URL (`redis://`, `redis-cluster://`, `redis-sentinel://`).
     #[error("not a Redis URL: {0}")]
     Url(String),
     /// No secret, or one shorter than 32 bytes.
@@ -64,12 +68,22 @@ pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
+/// A Redis command's error.
+pub(crate) type RedisError = fred::error::Error;
+
+/// The commands' client, with the options of one command.
+pub(crate) type Redis = WithOptions<Client>;
+
 pub(crate) struct Inner {
-    pub(crate) redis: ConnectionManager,
+    /// Commands (one multiplexed connection per server).
+    redis: Client,
+    /// The revocation channel's own connection.
+    subscriber: SubscriberClient,
     pub(crate) seal: Seal,
-    /// Prefix of every key: `<namespace>:`.
+    /// Prefix of every key: `{<namespace>}:` (the braces put all of the fleet's keys in one
+    /// Redis Cluster slot, so that MGET and SCAN see them together).
     pub(crate) prefix: String,
-    /// Prefix of every verdict's key: `<namespace>:v:`.
+    /// Prefix of every verdict's key: `{<namespace>}:v:`.
     keys: String,
     /// The revocation channel: `<namespace>:revoked`.
     channel: String,
@@ -103,7 +117,10 @@ pub(crate) struct Inner {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("namespace", &self.inner.prefix.trim_end_matches(':'))
+            .field(
+                "namespace",
+                &self.inner.prefix.trim_matches(['{', '}', ':']),
+            )
             .field("timeout", &self.inner.timeout)
             .finish_non_exhaustive()
     }
@@ -136,8 +153,15 @@ impl fmt::Debug for RedisStoreBuilder {
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 
 impl RedisStore {
-    /// Starts building a store on the Redis at `url` (`redis://[:password@]host:port[/db]`,
-    /// `rediss://` for TLS is not built in: put the replicas and Redis on a private network).
+    /// Starts building a store on the Redis at `url`:
+    ///
+    /// - one server: `redis://[[user]:password@]host:port[/db]`;
+    /// - a Redis Cluster: `redis-cluster://[[user]:password@]host:port?node=host2:port2&node=…`
+    ///   (any nodes: the others are found from them, and slot moves are followed);
+    /// - behind Sentinel: `redis-sentinel://[[user]:password@]sentinel1:port/db?sentinelServiceName=mymaster&node=sentinel2:port`
+    ///   (the sentinels: the client asks them for the primary, and again after a failover).
+    ///
+    /// TLS (`rediss://`) is not built in: put the replicas and Redis on a private network.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             url: url.into(),
@@ -170,7 +194,7 @@ impl RedisStore {
     pub(crate) async fn ask<T>(
         &self,
         what: &'static str,
-        command: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+        command: impl AsyncFnOnce(&Redis) -> Result<T, RedisError>,
     ) -> Option<T> {
         let Ok(permit) = self.inner.breaker.permit() else {
             self.inner.meters.request("unavailable", None);
@@ -199,11 +223,11 @@ impl RedisStore {
         &self,
         what: &'static str,
         timeout: Duration,
-        command: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+        command: impl AsyncFnOnce(&Redis) -> Result<T, RedisError>,
     ) -> Result<T, bool> {
-        let mut redis = self.inner.redis.clone();
+        let redis = self.inner.commands(timeout);
         let start = Instant::now();
-        let answer = tokio::time::timeout(timeout, command(&mut redis)).await;
+        let answer = tokio::time::timeout(timeout, command(&redis)).await;
         let took = Some(start.elapsed());
         match answer {
             Ok(Ok(value)) => {
@@ -229,16 +253,19 @@ impl RedisStore {
     }
 
     /// Publishes `body` to the replicas, sealed.
-    pub(crate) async fn publish_sealed(&self, body: &[u8]) -> redis::RedisResult<()> {
+    pub(crate) async fn publish_sealed(
+        &self,
+        redis: &Redis,
+        body: &[u8],
+    ) -> Result<(), RedisError> {
         let message = self.inner.seal.seal_message(&self.inner.channel, body);
-        let mut redis = self.inner.redis.clone();
-        redis.publish(&self.inner.channel, message).await
+        redis.publish(self.inner.channel.as_str(), message).await
     }
 
     async fn publish(&self, message: &'static str, body: &[u8]) {
         let published = self
-            .send("PUBLISH", self.inner.timeout, async |_| {
-                self.publish_sealed(body).await
+            .send("PUBLISH", self.inner.timeout, async |redis| {
+                self.publish_sealed(redis, body).await
             })
             .await;
         if published.is_ok() {
@@ -298,35 +325,37 @@ impl RedisStoreBuilder {
             return Err(RedisStoreError::Secret);
         }
         let url_error = || RedisStoreError::Url(redact(&self.url));
-        let info = self
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|_| url_error())?;
-        // RESP3: revocations arrive on the same connection as the commands, and the client
-        // resubscribes after a reconnect by itself.
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let client =
-            redis::Client::open(info.set_redis_settings(settings)).map_err(|_| url_error())?;
-        let (pushes, received) = unbounded_channel();
-        let config = ConnectionManagerConfig::new()
-            .set_push_sender(pushes)
-            .set_automatic_resubscription()
-            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(250))))
-            .set_response_timeout(Some(self.timeout))
-            .set_max_delay(Duration::from_secs(2));
-        let redis =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|_| url_error())?;
+        let config = Config::from_url(&self.url).map_err(|_| url_error())?;
+        let connect_within = self.timeout.max(Duration::from_millis(250));
+        let mut builder = Builder::from_config(config);
+        builder
+            .with_connection_config(|c| {
+                c.connection_timeout = connect_within;
+                // Cluster topology and sentinel queries, on (re)connection only.
+                c.internal_command_timeout = connect_within.max(Duration::from_secs(1));
+                // Bounded: a command the connection cannot take fails at once.
+                c.max_command_buffer_len = 10_000;
+            })
+            // Reconnects forever, from 50 ms to 2 s apart; resubscribing is `listen`'s.
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+        let redis = builder.build().map_err(|_| url_error())?;
+        let subscriber = builder.build_subscriber_client().map_err(|_| url_error())?;
+        // Events first: a connection made before `listen` runs must not go unseen.
+        let events = Events {
+            errors: subscriber.error_rx(),
+            reconnects: subscriber.reconnect_rx(),
+            messages: subscriber.message_rx(),
+        };
+        redis.connect();
+        subscriber.connect();
         let store = RedisStore {
             inner: Arc::new(Inner {
                 redis,
+                subscriber,
                 seal: Seal::new(&secret),
-                prefix: format!("{}:", self.namespace),
-                keys: format!("{}:v:", self.namespace),
-                channel: format!("{}:revoked", self.namespace),
+                prefix: format!("{{{}}}:", self.namespace),
+                keys: format!("{{{}}}:v:", self.namespace),
+                channel: format!("{{{}}}:revoked", self.namespace),
                 timeout: self.timeout,
                 breaker: Breaker::new("Redis", self.breaker),
                 locals: Mutex::new(Vec::new()),
@@ -345,9 +374,14 @@ impl RedisStoreBuilder {
                 max_token_lifetime: self.max_token_lifetime,
             }),
         };
-        tokio::spawn(listen(Arc::downgrade(&store.inner), received));
+        tokio::spawn(listen(Arc::downgrade(&store.inner), events));
         Ok(store)
     }
+}
+
+/// A TTL as Redis's `PX`, at least 1 ms.
+pub(crate) fn px(ttl: Duration) -> fred::prelude::Expiration {
+    fred::prelude::Expiration::PX(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1))
 }
 
 /// The URL without its password, for an error message.
@@ -360,41 +394,21 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// The keys that match a pattern, a page at a time (SCAN: the server is not blocked, and a
-/// key present throughout is seen at least once).
-pub(crate) struct Scan<'p> {
-    pattern: &'p str,
-    /// `None` once the server said the scan is over.
-    cursor: Option<u64>,
-}
-
-impl<'p> Scan<'p> {
-    pub(crate) fn new(pattern: &'p str) -> Self {
-        Scan {
-            pattern,
-            cursor: Some(0),
-        }
-    }
-
-    /// The next page (possibly empty), or `None` when done.
-    pub(crate) async fn next(
-        &mut self,
-        redis: &mut ConnectionManager,
-    ) -> redis::RedisResult<Option<Vec<String>>> {
-        let Some(cursor) = self.cursor else {
-            return Ok(None);
-        };
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(self.pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(redis)
-            .await?;
-        self.cursor = (next != 0).then_some(next);
-        Ok(Some(keys))
-    }
+/// The keys that match `pattern`, a page at a time (SCAN: the server is not blocked, and a
+/// key present throughout is seen at least once; in a cluster, on the node of the pattern's
+/// slot).
+pub(crate) fn scan(
+    redis: &Redis,
+    pattern: &str,
+) -> impl futures_util::Stream<Item = Result<Vec<String>, RedisError>> + use<> {
+    // A page dropped asks for the next one.
+    Client::scan(redis, pattern.to_owned(), Some(1000), None).map(|page| {
+        let keys = page?.take_results().unwrap_or_default();
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect())
+    })
 }
 
 /// How long `invalidate_all` may take to delete the shared entries.
@@ -412,7 +426,7 @@ impl VerdictStore for RedisStore {
         let key = self.key(digest);
         let value = self
             .ask("GET", async |redis| {
-                redis.get::<_, Option<Vec<u8>>>(&key).await
+                redis.get::<Option<Vec<u8>>, _>(key.as_str()).await
             })
             .await??;
         let verdict = self.inner.seal.open(&key, &value);
@@ -425,9 +439,11 @@ impl VerdictStore for RedisStore {
     async fn put(&self, digest: &CredentialDigest, verdict: Vec<u8>, ttl: Duration) {
         let key = self.key(digest);
         let value = self.inner.seal.seal(&key, &verdict, ttl);
-        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ttl = px(ttl);
         self.ask("SET", async |redis| {
-            redis.pset_ex::<_, _, ()>(&key, value, ttl).await
+            redis
+                .set::<(), _, _>(key.as_str(), value, Some(ttl), None, false)
+                .await
         })
         .await;
     }
@@ -436,7 +452,7 @@ impl VerdictStore for RedisStore {
         let key = self.key(digest);
         let _ = self
             .send("DEL", self.inner.timeout, async |redis| {
-                redis.del::<_, ()>(&key).await
+                redis.del::<(), _>(key.as_str()).await
             })
             .await;
         self.publish("invalidate", &[ONE, digest.as_bytes()].concat())
@@ -448,10 +464,11 @@ impl VerdictStore for RedisStore {
         // Every key of the namespace, a page at a time: an operator's action, given longer.
         let _ = self
             .send("SCAN and UNLINK", INVALIDATE_ALL_TIMEOUT, async |redis| {
-                let mut scan = Scan::new(&pattern);
-                while let Some(keys) = scan.next(redis).await? {
+                let mut pages = std::pin::pin!(scan(redis, &pattern));
+                while let Some(keys) = pages.next().await {
+                    let keys = keys?;
                     if !keys.is_empty() {
-                        redis.unlink::<_, ()>(keys).await?;
+                        redis.unlink::<(), _>(keys).await?;
                     }
                 }
                 Ok(())
@@ -479,10 +496,23 @@ impl Inner {
         }
     }
 
+    /// The client for commands that each wait at most `timeout` (fred drops one that timed
+    /// out unwritten: queued, it could land after a revocation) and are written once.
+    pub(crate) fn commands(&self, timeout: Duration) -> Redis {
+        self.redis.with_options(&Options {
+            timeout: Some(timeout),
+            max_attempts: Some(1),
+            ..Options::default()
+        })
+    }
+
     /// Reads the stored revocations (after a subscription: nothing published since is lost).
     async fn resync(&self) {
         #[cfg(feature = "jwt")]
-        match self.load_revocations().await {
+        match self
+            .load_revocations(&self.commands(self.timeout.max(Duration::from_secs(1))))
+            .await
+        {
             Ok(count) => tracing::debug!(count, "JWT revocations read from Redis"),
             Err(e) => tracing::warn!(error = %e, "JWT revocations could not be read from Redis"),
         }
@@ -513,64 +543,103 @@ impl Inner {
     }
 }
 
-/// Subscribes to the revocation channel (until it succeeds), then applies what arrives. Ends
-/// when the store is dropped.
-async fn listen(store: Weak<Inner>, mut received: UnboundedReceiver<PushInfo>) {
-    let mut wait = Duration::from_millis(50);
+/// What the subscriber's connection reports.
+struct Events {
+    /// A connection lost (or a failed attempt).
+    errors: tokio::sync::broadcast::Receiver<(RedisError, Option<fred::prelude::Server>)>,
+    /// A connection made, or made again.
+    reconnects: tokio::sync::broadcast::Receiver<fred::prelude::Server>,
+    messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
+}
+
+/// Subscribes to the revocation channel whenever the subscriber connects (the client
+/// reconnects by itself, following a cluster's slots or a sentinel's failover), and applies
+/// what arrives. Ends when the store is dropped.
+async fn listen(store: Weak<Inner>, mut events: Events) {
+    use tokio::sync::broadcast::error::RecvError;
     loop {
-        let Some(inner) = store.upgrade() else { return };
-        let mut redis = inner.redis.clone();
-        if redis.subscribe(&inner.channel).await.is_ok() {
-            inner.set_listening(true);
-            inner.resync().await;
-            break;
-        }
-        drop(inner);
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(2));
-    }
-    while let Some(push) = received.recv().await {
-        let Some(inner) = store.upgrade() else { return };
-        match push.kind {
-            // Revocations published while this replica was away are lost: what it holds
-            // locally can no longer be proven current.
-            PushKind::Disconnection => {
-                inner.set_listening(false);
-                inner.fleet.disconnections.with(
-                    "tollgate_fleet_disconnections_total",
-                    Vec::new,
-                    Counter::increment,
-                );
-                #[cfg(feature = "jwt")]
-                let _ = inner.out_of_sync_since.compare_exchange(
-                    0,
-                    crate::seal::to_millis(std::time::SystemTime::now()),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-                tracing::warn!(
-                    "lost the connection to Redis: local verdicts are served until it is back, then dropped"
-                );
+        tokio::select! {
+            reconnected = events.reconnects.recv() => {
+                if matches!(reconnected, Err(RecvError::Closed)) { return; }
+                let Some(inner) = store.upgrade() else { return };
+                inner.subscribe().await;
             }
-            // The client's resubscription after a reconnect, confirmed.
-            PushKind::Subscribe => {
-                inner.set_listening(true);
-                inner.resync().await;
+            // fred reports a connection's end, or a failed attempt, as an error.
+            error = events.errors.recv() => {
+                if matches!(error, Err(RecvError::Closed)) { return; }
+                let Some(inner) = store.upgrade() else { return };
+                inner.disconnected();
             }
-            PushKind::Message => apply(&inner, &push.data).await,
-            _ => {}
+            message = events.messages.recv() => {
+                let Some(inner) = store.upgrade() else { return };
+                match message {
+                    Ok(message) => apply(&inner, &message).await,
+                    // Revocations were dropped unread: what is local may be stale.
+                    Err(RecvError::Lagged(_)) => {
+                        inner.set_listening(true);
+                        inner.resync().await;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
         }
     }
 }
 
-/// A `message` push: `[channel, payload]`.
-async fn apply(inner: &Inner, data: &[Value]) {
-    let [Value::BulkString(channel), Value::BulkString(payload)] = data else {
-        return;
-    };
-    if channel.as_slice() != inner.channel.as_bytes() {
+impl Inner {
+    /// Subscribes (again) after a connection, a few tries (a lost connection brings another
+    /// call); then the local verdicts are dropped and the revocations read again.
+    async fn subscribe(&self) {
+        let mut wait = Duration::from_millis(50);
+        for _ in 0..8 {
+            if self
+                .subscriber
+                .subscribe(self.channel.as_str())
+                .await
+                .is_ok()
+            {
+                self.set_listening(true);
+                self.resync().await;
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+    }
+
+    /// Revocations published while this replica is away are lost: what it holds locally can
+    /// no longer be proven current.
+    fn disconnected(&self) {
+        if !self.listening.load(Ordering::Relaxed) {
+            return;
+        }
+        self.set_listening(false);
+        self.fleet.disconnections.with(
+            "tollgate_fleet_disconnections_total",
+            Vec::new,
+            Counter::increment,
+        );
+        #[cfg(feature = "jwt")]
+        let _ = self.out_of_sync_since.compare_exchange(
+            0,
+            crate::seal::to_millis(std::time::SystemTime::now()),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        tracing::warn!(
+            "lost the connection to Redis: local verdicts are served until it is back, then dropped"
+        );
+    }
+}
+
+/// A message on the revocation channel.
+async fn apply(inner: &Inner, message: &fred::types::Message) {
+    if &*message.channel != inner.channel.as_str() {
         return;
     }
+    let Some(payload) = message.value.as_bytes() else {
+        return;
+    };
     let Some(body) = inner.seal.open_message(&inner.channel, payload) else {
         inner.fleet.message("unknown", "refused");
         tracing::warn!("a revocation not sealed with this fleet's secret was ignored");

@@ -2,6 +2,7 @@
 //! `redis-server` started by the test, in front of one key service: verdicts shared,
 //! revocations fanned out, Redis killed and started again, forged entries refused.
 
+use fred::prelude::{ClientLike, KeysInterface};
 use std::time::{Duration, Instant};
 
 use tollgate_apikey::{ApiKeyAuth, UnkeyVerifier};
@@ -204,25 +205,26 @@ async fn fleet_never_trusts_an_entry_written_without_the_secret() {
     let keys = MockKeyService::start().await;
     keys.add_key(key(1), MockKey::new("key_1"));
     let a = Replica::start(&redis, &keys).await;
-    let mut raw = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let entries = async |raw: &mut redis::aio::MultiplexedConnection| -> Vec<String> {
-        redis::cmd("KEYS")
-            .arg("tollgate:v:*")
-            .query_async(raw)
+    // Another client, as anyone with access to Redis.
+    let raw = fred::prelude::Client::new(
+        fred::prelude::Config::from_url(&redis.url()).unwrap(),
+        None,
+        None,
+        None,
+    );
+    raw.init().await.unwrap();
+    let entries = async |raw: &fred::prelude::Client| -> Vec<String> {
+        raw.custom(fred::cmd!("KEYS"), vec!["{tollgate}:v:*"])
             .await
             .unwrap()
     };
 
     // A valid key's entry, then a refused one's.
     assert_eq!(a.status(&key(1)).await, 200);
-    let valid = entries(&mut raw).await;
+    let valid = entries(&raw).await;
     assert_eq!(valid.len(), 1);
     assert_eq!(a.status("sk_live_not_a_key_0123456789").await, 401);
-    let refused: Vec<String> = entries(&mut raw)
+    let refused: Vec<String> = entries(&raw)
         .await
         .into_iter()
         .filter(|k| !valid.contains(k))
@@ -231,11 +233,7 @@ async fn fleet_never_trusts_an_entry_written_without_the_secret() {
     let (valid, refused) = (&valid[0], &refused[0]);
 
     // No credential in Redis: not in a key, not in a value.
-    let value: Vec<u8> = redis::cmd("GET")
-        .arg(valid)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let value: Vec<u8> = raw.get(valid.as_str()).await.unwrap();
     for k in [valid, refused] {
         assert!(!k.contains("fleet") && !k.contains("not_a_key"));
     }
@@ -248,10 +246,8 @@ async fn fleet_never_trusts_an_entry_written_without_the_secret() {
     let mut forged_sealed = vec![0u8; 40];
     forged_sealed.extend_from_slice(forged_json);
     for forgery in [value.clone(), forged_json.to_vec(), forged_sealed] {
-        let _: () = redis::cmd("SET")
-            .arg(refused)
-            .arg(forgery)
-            .query_async(&mut raw)
+        let _: () = raw
+            .set(refused.as_str(), forgery, None, None, false)
             .await
             .unwrap();
         b.auth.invalidate_all().await;
