@@ -576,8 +576,8 @@ async fn listen(store: Weak<Inner>, mut events: Events) {
                     Ok(message) => apply(&inner, &message).await,
                     // Revocations were dropped unread: what is local may be stale.
                     Err(RecvError::Lagged(_)) => {
-                        inner.set_listening(true);
                         inner.resync().await;
+                        inner.set_listening(true);
                     }
                     Err(RecvError::Closed) => return,
                 }
@@ -598,8 +598,9 @@ impl Inner {
                 .await
                 .is_ok()
             {
-                self.set_listening(true);
+                // Listening once the mirror is read: what arrives meanwhile waits.
                 self.resync().await;
+                self.set_listening(true);
                 return;
             }
             tokio::time::sleep(wait).await;

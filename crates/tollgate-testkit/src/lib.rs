@@ -23,7 +23,8 @@
 //! - [`grpc`] (feature `grpc`): a small tonic service and client, for tests of tollgate's
 //!   layers in front of gRPC.
 //! - [`RedisServer`]: a real `redis-server` of the test's own, stopped and started again at
-//!   will.
+//!   will; [`RedisCluster`] (three primaries) and [`RedisSentinel`] (a primary, a replica and
+//!   a Sentinel that fails over when the primary is killed).
 //! - [`alternating`] and [`quartiles`]: two operations timed in alternating rounds, for
 //!   benchmarks on machines that drift more than the effect measured.
 //!
@@ -62,6 +63,6 @@ pub use dpop::{DpopKey, ProofBuilder};
 pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, OpaqueTokenBuilder, SigningKey, TokenBuilder};
 pub use key_service::{Fault, MockKey, MockKeyService};
 pub use paired::{alternating, quartiles};
-pub use redis::RedisServer;
+pub use redis::{RedisCluster, RedisSentinel, RedisServer};
 pub use server::{prometheus_series, serve, unreachable_url};
 pub use tls::{TestCa, TestCertificate};
