@@ -11,6 +11,10 @@
 //! - What Redis holds is keyed and sealed by a secret of yours (the `seal` module): no
 //!   credential in a dump, no principal minted by a forged entry.
 //!
+//! One server, a Redis Cluster or a Sentinel-managed primary, by URL
+//! ([`RedisStore::builder`]); the client is [fred](https://docs.rs/fred), which follows a
+//! cluster's slots and a Sentinel's failovers and reconnects by itself.
+//!
 //! Redis is never the reason a request fails: down, slow or answering garbage, it is a miss,
 //! and requests go to the key service as without it.
 #![deny(missing_docs)]
