@@ -413,6 +413,41 @@ async fn opaque_tokens_introspected_at_the_real_provider() {
     assert_eq!(status(&url, &fresh).await, 503);
 }
 
+/// The `Authorization` of the last request a [`recording`] transport sent.
+#[cfg(feature = "client")]
+type Sent = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+/// A transport for `ClientAuthLayer` that sends with `http` (to `to` instead of the
+/// request's URL, when given) and keeps the `Authorization` it sent.
+#[cfg(feature = "client")]
+fn recording(
+    http: reqwest::Client,
+    to: Option<reqwest::Url>,
+) -> (
+    impl tower::Service<
+        reqwest::Request,
+        Response = reqwest::Response,
+        Error = reqwest::Error,
+        Future = impl Send,
+    > + Clone,
+    Sent,
+) {
+    let sent = Sent::default();
+    let kept = sent.clone();
+    let transport = tower::service_fn(move |mut req: reqwest::Request| {
+        let (http, kept, to) = (http.clone(), kept.clone(), to.clone());
+        async move {
+            let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
+            *kept.lock().unwrap() = Some(auth);
+            if let Some(to) = to {
+                *req.url_mut() = to;
+            }
+            http.execute(req).await
+        }
+    });
+    (transport, sent)
+}
+
 #[cfg(feature = "client")]
 #[tokio::test]
 async fn dpop_bound_tokens_from_the_real_provider_through_tollgate_client() {
@@ -444,17 +479,7 @@ async fn dpop_bound_tokens_from_the_real_provider_through_tollgate_client() {
     );
     // A transport that sends to the loopback address what the layer prepared for the
     // public URL, and keeps what it sent.
-    let sent = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
-    let (to, kept) = (url.clone(), sent.clone());
-    let transport = tower::service_fn(move |mut req: reqwest::Request| {
-        let (to, kept) = (to.clone(), kept.clone());
-        async move {
-            let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
-            *kept.lock().unwrap() = Some(auth);
-            *req.url_mut() = to.parse().unwrap();
-            reqwest::Client::new().execute(req).await
-        }
-    });
+    let (transport, sent) = recording(reqwest::Client::new(), Some(url.parse().unwrap()));
     let client = ServiceBuilder::new()
         .layer(
             ClientAuthLayer::token(tokens.clone())
@@ -546,16 +571,7 @@ async fn mtls_bound_tokens_from_the_real_provider_through_tollgate_client() {
             .audience_as_resource()
             .http_client(http.clone()),
     );
-    let sent = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
-    let kept = sent.clone();
-    let transport = tower::service_fn(move |req: reqwest::Request| {
-        let (http, kept) = (http.clone(), kept.clone());
-        async move {
-            let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
-            *kept.lock().unwrap() = Some(auth);
-            http.execute(req).await
-        }
-    });
+    let (transport, sent) = recording(http, None);
     let client = ServiceBuilder::new()
         .layer(
             ClientAuthLayer::token(tokens.clone())

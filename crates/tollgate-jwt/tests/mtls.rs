@@ -54,10 +54,12 @@ fn app(auth: JwtAuth, hits: Arc<AtomicUsize>) -> Router {
 
 /// Served over TLS by `ca`, reading certificates from the connection.
 async fn tls_rs(idp: &MockIdp, ca: &TestCa, mtls: Mtls) -> Rs {
+    served_over_tls(ca, auth(idp, mtls, false).await).await
+}
+
+async fn served_over_tls(ca: &TestCa, auth: JwtAuth) -> Rs {
     let hits = Arc::new(AtomicUsize::new(0));
-    let addr = ca
-        .serve(app(auth(idp, mtls, false).await, hits.clone()))
-        .await;
+    let addr = ca.serve(app(auth, hits.clone())).await;
     Rs {
         url: format!("https://127.0.0.1:{}/orders", addr.port()),
         hits,
@@ -296,15 +298,8 @@ async fn mtls_is_checked_on_cached_tokens_too() {
         ca.client_certificate("alice"),
         ca.client_certificate("mallory"),
     );
-    let hits = Arc::new(AtomicUsize::new(0));
     let mtls = Mtls::allowed(CertificateSource::tls_connection());
-    let addr = ca
-        .serve(app(auth(&idp, mtls, true).await, hits.clone()))
-        .await;
-    let rs = Rs {
-        url: format!("https://127.0.0.1:{}/orders", addr.port()),
-        hits,
-    };
+    let rs = served_over_tls(&ca, auth(&idp, mtls, true).await).await;
     let token = bound_token(&idp, &alice);
     assert_eq!(
         rs.call(&ca.client(Some(&alice)), &token, &[]).await.status,
@@ -331,12 +326,7 @@ async fn mtls_and_dpop_on_one_issuer_each_check_their_own_tokens() {
         .await
         .unwrap();
     assert!(auth.mtls_enabled());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let addr = ca.serve(app(auth, hits.clone())).await;
-    let rs = Rs {
-        url: format!("https://127.0.0.1:{}/orders", addr.port()),
-        hits,
-    };
+    let rs = served_over_tls(&ca, auth).await;
     let answer = rs
         .call(&ca.client(Some(&alice)), &bound_token(&idp, &alice), &[])
         .await;
