@@ -85,7 +85,7 @@ pub(crate) struct Inner {
     pub(crate) prefix: String,
     /// Prefix of every verdict's key: `{<namespace>}:v:`.
     keys: String,
-    /// The revocation channel: `<namespace>:revoked`.
+    /// The revocation channel: `{<namespace>}:revoked`.
     channel: String,
     pub(crate) timeout: Duration,
     breaker: Breaker,
@@ -384,13 +384,28 @@ pub(crate) fn px(ttl: Duration) -> fred::prelude::Expiration {
     fred::prelude::Expiration::PX(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1))
 }
 
-/// The URL without its password, for an error message.
+/// The URL without its password, for an error message: no user info, and no query (where
+/// a Sentinel's password may be).
 fn redact(url: &str) -> String {
+    let url = url.split_once('?').map_or(url, |(before, _)| before);
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://…@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_in_an_error_names_no_password() {
+        let url =
+            "redis-sentinel://u:hunter2@s1:26379/0?sentinelServiceName=m&sentinelPassword=hunter3";
+        assert_eq!(redact(url), "redis-sentinel://…@s1:26379/0");
+        assert_eq!(redact("redis://r:6379"), "redis://r:6379");
     }
 }
 
