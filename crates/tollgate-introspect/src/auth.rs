@@ -320,7 +320,8 @@ impl IntrospectionBuilder {
     }
 
     /// Uses your `reqwest` client (default: tollgate's, which never follows redirects;
-    /// build yours with `.redirect(reqwest::redirect::Policy::none())`).
+    /// build yours with `.redirect(reqwest::redirect::Policy::none())`): a custom CA, or the
+    /// certificate for `ClientCredentials::tls_client_auth()`.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.upstream = self.upstream.client(client);
         self
