@@ -313,7 +313,12 @@ impl ClientCredentials {
         let meta = ServerMetadata::discover(&self.upstream, issuer)
             .await
             .map_err(|e| TokenError::Discovery(e.to_string()))?;
-        meta.token_endpoint
+        // A client that proves itself with its certificate uses the server's mTLS alias
+        // when it has one (RFC 8705 §5).
+        let alias = meta.mtls_endpoint_aliases.token_endpoint;
+        alias
+            .filter(|_| self.uses_tls_client_auth())
+            .or(meta.token_endpoint)
             .ok_or_else(|| TokenError::Discovery("the document has no token_endpoint".into()))
     }
 
@@ -442,6 +447,13 @@ impl ClientCredentials {
     /// The client id.
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// Whether the client authenticates with its TLS certificate
+    /// ([`tls_client_auth`](Self::tls_client_auth)): its discovered endpoints are then the
+    /// server's `mtls_endpoint_aliases` where it has them (RFC 8705 §5).
+    pub fn uses_tls_client_auth(&self) -> bool {
+        matches!(self.auth, ClientAuth::TlsCertificate)
     }
 
     fn assertion(

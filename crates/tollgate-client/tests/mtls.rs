@@ -133,3 +133,35 @@ async fn mtls_client_authenticates_with_its_certificate_and_its_bound_token_work
     assert_eq!(issued.lock().unwrap().len(), 1);
     assert_eq!(hits.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn mtls_client_discovers_the_servers_mtls_token_endpoint_alias() {
+    // The provider's plain token endpoint knows no such client; its mTLS alias (RFC 8705
+    // §5) does: a tls_client_auth client finds and uses the alias, others do not.
+    let (idp, ca) = (Arc::new(MockIdp::start().await), TestCa::new());
+    let worker = ca.client_certificate(CLIENT);
+    let (token_url, issued) = token_endpoint(&idp, &ca).await;
+    idp.set_mtls_endpoint_aliases(Some(&token_url), None);
+    let (url, hits) = resource(&idp, &ca).await;
+    let http = ca.client(Some(&worker));
+    let credentials = ClientCredentials::new(CLIENT)
+        .tls_client_auth()
+        .discover(idp.issuer())
+        .http_client(http.clone());
+    let svc = ServiceBuilder::new()
+        .layer(ClientAuthLayer::token(TokenSource::new(credentials)).audience(AUDIENCE))
+        .service(http);
+    let res = svc.oneshot(get_req(&url)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        issued.lock().unwrap().len(),
+        1,
+        "the alias issued the token"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        idp.token_requests(),
+        0,
+        "the plain token endpoint was not asked"
+    );
+}

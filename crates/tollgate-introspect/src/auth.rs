@@ -359,9 +359,15 @@ impl IntrospectionBuilder {
                 let meta = ServerMetadata::discover(&upstream, &self.issuer)
                     .await
                     .map_err(discovery_error)?;
-                meta.introspection_endpoint.ok_or_else(|| {
-                    discovery_error(DiscoveryError::Missing("introspection_endpoint"))
-                })?
+                // Over mutual TLS, the server's mTLS alias where it has one (RFC 8705 §5).
+                let mtls = matches!(&auth, EndpointAuth::Client(c) if c.uses_tls_client_auth());
+                let alias = meta.mtls_endpoint_aliases.introspection_endpoint;
+                alias
+                    .filter(|_| mtls)
+                    .or(meta.introspection_endpoint)
+                    .ok_or_else(|| {
+                        discovery_error(DiscoveryError::Missing("introspection_endpoint"))
+                    })?
             }
         };
         let endpoint = Endpoint {

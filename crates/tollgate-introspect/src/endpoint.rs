@@ -14,7 +14,8 @@ use crate::answer::Rules;
 /// How the resource server authenticates to the introspection endpoint.
 #[derive(Clone)]
 pub(crate) enum EndpointAuth {
-    /// As an OAuth client: `client_secret_basic`, `client_secret_post`, `private_key_jwt`.
+    /// As an OAuth client: `client_secret_basic`, `client_secret_post`, `private_key_jwt`,
+    /// `tls_client_auth`.
     Client(Box<ClientCredentials>),
     /// With a bearer token of its own (sensitive).
     Bearer(HeaderValue),

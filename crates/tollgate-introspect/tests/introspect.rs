@@ -653,3 +653,60 @@ async fn introspect_certificate_bound_opaque_tokens_need_their_certificate_cache
     assert_eq!(res.status(), 401);
     assert_eq!(off.hits(), 0);
 }
+
+#[tokio::test]
+async fn introspect_over_mtls_uses_the_servers_mtls_endpoint_alias() {
+    use axum::routing::post;
+    use axum::{Extension, Form, Json};
+    use tollgate_core::ClientCertificate;
+    use tollgate_testkit::TestCa;
+
+    // An introspection endpoint over TLS that knows the resource server by its certificate
+    // alone, published as the provider's mTLS alias (RFC 8705 §5).
+    let (idp, ca) = (idp().await, TestCa::new());
+    let rs_certificate = ca.client_certificate(CLIENT);
+    let (issuer, expected) = (idp.issuer(), rs_certificate.thumbprint());
+    let endpoint = move |certificate: Option<Extension<ClientCertificate>>,
+                         Form(form): Form<Vec<(String, String)>>| async move {
+        let client = form
+            .iter()
+            .find(|(k, _)| k == "client_id")
+            .map(|(_, v)| v.as_str());
+        let known = certificate.is_some_and(|c| c.thumbprint() == expected);
+        if !known || client != Some(CLIENT) {
+            return (
+                http::StatusCode::UNAUTHORIZED,
+                Json(json!({ "error": "invalid_client" })),
+            );
+        }
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 300;
+        let answer = json!({
+            "active": true, "sub": "svc", "exp": exp, "iss": issuer, "aud": DEFAULT_AUDIENCE,
+        });
+        (http::StatusCode::OK, Json(answer))
+    };
+    let addr = ca
+        .serve(axum::Router::new().route("/introspect", post(endpoint)))
+        .await;
+    let alias = format!("https://127.0.0.1:{}/introspect", addr.port());
+    idp.set_mtls_endpoint_aliases(None, Some(&alias));
+
+    let auth = Introspection::builder(idp.issuer())
+        .client_credentials(ClientCredentials::new(CLIENT).tls_client_auth())
+        .http_client(ca.client(Some(&rs_certificate)))
+        .audience(DEFAULT_AUDIENCE)
+        .build()
+        .await
+        .unwrap();
+    let app = serve(auth).await;
+    assert_eq!(status(&app, "opaque-token-for-the-alias").await, 200);
+    assert_eq!(
+        idp.introspection_requests(),
+        0,
+        "the plain endpoint was not asked"
+    );
+}

@@ -180,6 +180,7 @@ struct Shared {
     fault: Mutex<Option<IdpFault>>,
     cache_control: Mutex<Option<String>>,
     discovery_issuer: Mutex<Option<String>>,
+    mtls_aliases: Mutex<Option<Value>>,
     jwks_path: Mutex<String>,
     jwks_requests: AtomicUsize,
     discovery_requests: AtomicUsize,
@@ -232,6 +233,7 @@ impl MockIdp {
             fault: Mutex::default(),
             cache_control: Mutex::default(),
             discovery_issuer: Mutex::default(),
+            mtls_aliases: Mutex::default(),
             jwks_path: Mutex::new("/jwks.json".into()),
             jwks_requests: AtomicUsize::new(0),
             discovery_requests: AtomicUsize::new(0),
@@ -367,6 +369,22 @@ impl MockIdp {
     /// Makes the discovery document claim another `issuer` (for the exact-match check).
     pub fn set_discovery_issuer(&self, issuer: Option<&str>) {
         *lock(&self.shared.discovery_issuer) = issuer.map(str::to_owned);
+    }
+
+    /// Publishes `mtls_endpoint_aliases` (RFC 8705 §5) in the discovery document: where
+    /// clients over mutual TLS send their token and introspection requests (or nothing with
+    /// `None`).
+    pub fn set_mtls_endpoint_aliases(
+        &self,
+        token_endpoint: Option<&str>,
+        introspection_endpoint: Option<&str>,
+    ) {
+        let aliases = json!({
+            "token_endpoint": token_endpoint,
+            "introspection_endpoint": introspection_endpoint,
+        });
+        let any = token_endpoint.is_some() || introspection_endpoint.is_some();
+        *lock(&self.shared.mtls_aliases) = any.then_some(aliases);
     }
 
     /// Requires DPoP token requests to carry `nonce` (RFC 9449 §8), answering
@@ -611,14 +629,17 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
         .clone()
         .unwrap_or_else(|| issuer.clone());
     let jwks_path = lock(&shared.jwks_path).clone();
-    Json(json!({
+    let mut document = json!({
         "issuer": claimed,
         "jwks_uri": format!("{issuer}{jwks_path}"),
         "token_endpoint": format!("{issuer}/token"),
         "introspection_endpoint": format!("{issuer}/introspect"),
         "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
-    }))
-    .into_response()
+    });
+    if let Some(aliases) = lock(&shared.mtls_aliases).clone() {
+        document["mtls_endpoint_aliases"] = aliases;
+    }
+    Json(document).into_response()
 }
 
 async fn jwks(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Response {

@@ -21,6 +21,23 @@ pub struct ServerMetadata {
     /// The RFC 7662 introspection endpoint.
     #[serde(default)]
     pub introspection_endpoint: Option<String>,
+    /// Where clients that authenticate with a TLS certificate, or want certificate-bound
+    /// tokens, send their requests instead (RFC 8705 §5).
+    #[serde(default)]
+    pub mtls_endpoint_aliases: MtlsEndpointAliases,
+}
+
+/// `mtls_endpoint_aliases` (RFC 8705 §5): the endpoints of an authorization server for
+/// clients over mutual TLS, where they differ from the others.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MtlsEndpointAliases {
+    /// The token endpoint for mutual-TLS clients.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// The introspection endpoint for mutual-TLS clients.
+    #[serde(default)]
+    pub introspection_endpoint: Option<String>,
 }
 
 /// Why discovery failed.

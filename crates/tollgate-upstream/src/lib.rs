@@ -21,7 +21,7 @@ mod tls;
 mod verdicts;
 
 pub use breaker::{Breaker, BreakerPolicy, Permit};
-pub use discovery::{DiscoveryError, ServerMetadata};
+pub use discovery::{DiscoveryError, MtlsEndpointAliases, ServerMetadata};
 pub use fetch::{
     DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, Fetched, Meters, Upstream, UpstreamError, parse_json,
 };
