@@ -19,7 +19,8 @@
 //!   [`RequireAnyScope`], [`Claims`] and `Principal` itself ([`extract`]).
 //! - [`ResourceMetadata`]: the protected-resource metadata of RFC 9728, served at its
 //!   well-known path, that every 401 can point to (`AuthLayer::resource_metadata`).
-//! - [`ReplayStore`]: one-time values (a proof's `jti`) refused when seen again.
+//! - [`ReplayStore`]: one-time values (a proof's `jti`) refused when seen again, and
+//!   [`MemoryReplayStore`], one process's, which never forgets a value before its time.
 //! - [`telemetry`]: what tollgate counts, through the `metrics` facade (feature `metrics`),
 //!   and [`RefusalLog`]: how the layer logs refusals. Each authentication runs in a
 //!   `tollgate.authenticate` span.
@@ -118,7 +119,7 @@ pub use extract::{AuthRejection, Claims, RequireAnyScope, RequireScopes};
 pub use format::{ErrorFormat, GrpcStatus, JsonEnvelope, Rfc6750, retry_after_value};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
-pub use replay::ReplayStore;
+pub use replay::{DEFAULT_REPLAY_CAPACITY, MemoryReplayStore, Remembered, ReplayStore};
 pub use require_scopes::{RequireScopesLayer, RequireScopesService};
 pub use resource_metadata::{
     ResourceMetadata, ResourceMetadataBuilder, ResourceMetadataError, ResourceMetadataService,

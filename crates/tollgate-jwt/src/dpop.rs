@@ -19,7 +19,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tollgate_core::{
-    AuthError, Binding, Challenge, Credential, CredentialDigest, Principal, ReplayStore, Via,
+    AuthError, Binding, Challenge, Credential, CredentialDigest, MemoryReplayStore, Principal,
+    Remembered, ReplayStore, Via,
 };
 
 use crate::keys::prepare;
@@ -44,9 +45,6 @@ const MAX_PROOF_LEN: usize = 8 * 1024;
 
 /// The longest `jti` accepted, in bytes.
 const MAX_JTI_LEN: usize = 256;
-
-/// Proof `jti`s remembered locally at most.
-const LOCAL_REPLAY_CAPACITY: u64 = 100_000;
 
 /// The `DPoP` request header.
 static DPOP: HeaderName = HeaderName::from_static("dpop");
@@ -89,11 +87,13 @@ pub struct Dpop {
     algorithms: Vec<Algorithm>,
     window: Duration,
     external_url: Option<String>,
-    replay: Replay,
+    /// Where `jti`s are remembered: `shared` when configured, else `local`.
+    local: Arc<MemoryReplayStore>,
+    shared: Option<Arc<dyn DynReplayStore>>,
     nonces: Option<Arc<Nonces>>,
     nonce_rotation: Duration,
     /// Proof keys by the digest of the header that carries them.
-    keys: moka::future::Cache<CredentialDigest, Arc<ProofKey>>,
+    keys: moka::sync::Cache<CredentialDigest, Arc<ProofKey>>,
 }
 
 /// A proof header's key, checked and prepared.
@@ -120,10 +120,8 @@ impl fmt::Debug for Dpop {
             .field("algorithms", &self.algorithms)
             .field("proof_window", &self.window)
             .field("external_url", &self.external_url)
-            .field(
-                "shared_replay_store",
-                &matches!(self.replay, Replay::Shared(_)),
-            )
+            .field("local_replay_store", &self.local)
+            .field("shared_replay_store", &self.shared.is_some())
             .field("nonces", &self.nonces.is_some())
             .finish()
     }
@@ -142,10 +140,11 @@ impl Dpop {
             algorithms: DEFAULT_DPOP_ALGORITHMS.to_vec(),
             window: Duration::from_secs(60),
             external_url: None,
-            replay: Replay::Local(local_replay(Duration::from_secs(120))),
+            local: Arc::new(MemoryReplayStore::new()),
+            shared: None,
             nonces: None,
             nonce_rotation: Duration::from_secs(300),
-            keys: moka::future::Cache::builder()
+            keys: moka::sync::Cache::builder()
                 .max_capacity(PROOF_KEYS)
                 .time_to_idle(PROOF_KEY_IDLE)
                 .build(),
@@ -182,9 +181,6 @@ impl Dpop {
     /// remembered for twice this, to refuse a replay.
     pub fn proof_window(mut self, window: Duration) -> Self {
         self.window = window;
-        if let Replay::Local(_) = self.replay {
-            self.replay = Replay::Local(local_replay(window * 2));
-        }
         self
     }
 
@@ -198,11 +194,22 @@ impl Dpop {
         self
     }
 
-    /// Remembers proof `jti`s in `store` (default: this process's memory, bounded). With the
-    /// fleet's store (`tollgate-redis`'s `RedisStore`), a proof replayed to another replica
-    /// is refused too.
+    /// Remembers proof `jti`s in `store` (default: this process's memory, see
+    /// [`replay_capacity`](Self::replay_capacity)). With the fleet's store
+    /// (`tollgate-redis`'s `RedisStore`), a proof replayed to another replica is refused too.
     pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
-        self.replay = Replay::Shared(Arc::new(store));
+        self.shared = Some(Arc::new(store));
+        self
+    }
+
+    /// How many proofs this process remembers at once when no
+    /// [`replay_store`](Self::replay_store) is set (default:
+    /// [`DEFAULT_REPLAY_CAPACITY`](tollgate_core::DEFAULT_REPLAY_CAPACITY), a million: 8 000
+    /// proofs a second with the default window, about 60 MB at most). A proof is never
+    /// forgotten within twice the [proof window](Self::proof_window); when the memory is
+    /// full, proofs are refused with 503 and `Retry-After` rather than risk a replay.
+    pub fn replay_capacity(mut self, proofs: usize) -> Self {
+        self.local = Arc::new(MemoryReplayStore::with_capacity(proofs));
         self
     }
 
@@ -385,7 +392,7 @@ impl Dpop {
             ));
         }
         self.check_iat(&claims)?;
-        if claim_str(&claims, "ath") != Some(&token_hash(token)) {
+        if !claim_str(&claims, "ath").is_some_and(|ath| is_token_hash(ath, token)) {
             return Err(AuthError::invalid_dpop_proof(
                 "the DPoP proof is for another access token",
             ));
@@ -398,12 +405,7 @@ impl Dpop {
         let jti = claim_str(&claims, "jti")
             .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
             .ok_or_else(|| AuthError::invalid_dpop_proof("the DPoP proof has no valid jti"))?;
-        if !self.replay.first_use(jkt, jti, self.window * 2).await {
-            return Err(AuthError::invalid_dpop_proof(
-                "the DPoP proof was used before",
-            ));
-        }
-        Ok(())
+        self.first_use(jkt, jti).await
     }
 
     /// The key and algorithm of a proof header (base64url), checked once per header: a
@@ -411,7 +413,7 @@ impl Dpop {
     /// checked, thumbprinted) on its first proof only.
     async fn proof_key(&self, header_b64: &str) -> Result<Arc<ProofKey>, AuthError> {
         let id = CredentialDigest::of(header_b64);
-        if let Some(key) = self.keys.get(&id).await {
+        if let Some(key) = self.keys.get(&id) {
             return Ok(key);
         }
         let header = parse_header::<ProofHeader>(header_b64)
@@ -435,8 +437,47 @@ impl Dpop {
             alg,
             key: prepare_proof_key(header.jwk.as_ref(), alg)?,
         });
-        self.keys.insert(id, key.clone()).await;
+        self.keys.insert(id, key.clone());
         Ok(key)
+    }
+
+    /// `Ok` if `jti` is new for the key `jkt` (a `jti` is unique per key, RFC 9449 §11.1),
+    /// remembered for as long as a proof can be accepted: twice the window.
+    async fn first_use(&self, jkt: &str, jti: &str) -> Result<(), AuthError> {
+        let ttl = self.window * 2;
+        let new = match &self.shared {
+            Some(store) => {
+                store
+                    .first_use_boxed(&format!("dpop:{jkt}:{jti}"), ttl)
+                    .await
+            }
+            None => {
+                // The digest of the same id, without building it.
+                let id = Sha256::new()
+                    .chain_update("dpop:")
+                    .chain_update(jkt)
+                    .chain_update(":")
+                    .chain_update(jti);
+                let id = CredentialDigest::from_bytes(id.finalize().into());
+                match self.local.remember(&id, ttl) {
+                    Remembered::New => true,
+                    Remembered::Replayed => false,
+                    Remembered::Full { retry_after } => {
+                        return Err(AuthError::unavailable(
+                            "too many DPoP proofs to remember: raise Dpop::replay_capacity",
+                            retry_after,
+                        ));
+                    }
+                }
+            }
+        };
+        if new {
+            Ok(())
+        } else {
+            Err(AuthError::invalid_dpop_proof(
+                "the DPoP proof was used before",
+            ))
+        }
     }
 
     fn check_iat(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
@@ -545,9 +586,12 @@ fn claim_str<'c>(claims: &'c Map<String, Value>, name: &str) -> Option<&'c str> 
     claims.get(name).and_then(Value::as_str)
 }
 
-/// `ath`: base64url(SHA-256(access token)) (RFC 9449 §4.2).
-pub(crate) fn token_hash(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+/// Whether `ath` is base64url(SHA-256(`token`)) (RFC 9449 §4.2), compared as bytes.
+fn is_token_hash(ath: &str, token: &str) -> bool {
+    let mut decoded = [0u8; 32];
+    ath.len() == 43
+        && matches!(URL_SAFE_NO_PAD.decode_slice(ath, &mut decoded), Ok(32))
+        && decoded == *Sha256::digest(token.as_bytes())
 }
 
 /// A path with percent-encodings upper-cased and unreserved characters decoded
@@ -596,34 +640,6 @@ impl JoseHeader for ProofHeader {
 
     fn has_enc(&self) -> bool {
         self.enc.is_some()
-    }
-}
-
-/// Where proof `jti`s are remembered.
-#[derive(Clone)]
-enum Replay {
-    Local(moka::sync::Cache<CredentialDigest, ()>),
-    Shared(Arc<dyn DynReplayStore>),
-}
-
-fn local_replay(ttl: Duration) -> moka::sync::Cache<CredentialDigest, ()> {
-    moka::sync::Cache::builder()
-        .max_capacity(LOCAL_REPLAY_CAPACITY)
-        .time_to_live(ttl)
-        .build()
-}
-
-impl Replay {
-    /// Whether `jti` is new for the key `jkt` (a `jti` is unique per key, RFC 9449 §11.1).
-    async fn first_use(&self, jkt: &str, jti: &str, ttl: Duration) -> bool {
-        let id = format!("dpop:{jkt}:{jti}");
-        match self {
-            Replay::Local(seen) => seen
-                .entry(CredentialDigest::of(&id))
-                .or_insert(())
-                .is_fresh(),
-            Replay::Shared(store) => store.first_use_boxed(&id, ttl).await,
-        }
     }
 }
 
@@ -704,6 +720,16 @@ impl Nonces {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ath_is_the_token_hash_in_canonical_base64url() {
+        let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(b"token"));
+        assert!(is_token_hash(&ath, "token"));
+        assert!(!is_token_hash(&ath, "other"));
+        assert!(!is_token_hash(&format!("{ath}="), "token"));
+        assert!(!is_token_hash(&ath[..42], "token"));
+        assert!(!is_token_hash("", "token"));
+    }
 
     #[test]
     fn paths_are_compared_after_normalisation() {

@@ -25,6 +25,7 @@ struct Answer {
     status: u16,
     challenges: Vec<String>,
     nonce: Option<String>,
+    retry_after: Option<String>,
     body: String,
 }
 
@@ -107,10 +108,15 @@ impl Rs {
             .headers()
             .get("dpop-nonce")
             .map(|v| v.to_str().unwrap().to_owned());
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
         Answer {
             status: res.status().as_u16(),
             challenges,
             nonce,
+            retry_after,
             body: res.text().await.unwrap(),
         }
     }
@@ -222,6 +228,36 @@ async fn dpop_replayed_proof_is_refused() {
         answer.error_in("DPoP").as_deref(),
         Some("invalid_dpop_proof")
     );
+}
+
+#[tokio::test]
+async fn dpop_replay_memory_when_full_answers_503_and_forgets_nothing() {
+    let idp = MockIdp::start().await;
+    // Room for one proof per shard: a few proofs fill it.
+    let rs = rs(&idp, Dpop::allowed().replay_capacity(1)).await;
+    let key = DpopKey::generate(Algorithm::ES256);
+    let token = idp.token().dpop_bound(&key).sign();
+    let mut accepted = Vec::new();
+    let full = loop {
+        let proof = key.proof("GET", &rs.htu()).access_token(&token).build();
+        let answer = rs.dpop(&token, &proof).await;
+        if answer.status != 200 {
+            break answer;
+        }
+        accepted.push(proof);
+        assert!(accepted.len() <= 16, "the memory never filled");
+    };
+    // The server's limit, not the client's fault, and never a replay let through.
+    assert_eq!(full.status, 503, "{}", full.body);
+    assert!(full.retry_after.is_some());
+    assert!(full.body.contains("replay_capacity"), "{}", full.body);
+    let hits = rs.hits();
+    for proof in &accepted {
+        let again = rs.dpop(&token, proof).await;
+        assert_eq!(again.status, 401, "{}", again.body);
+        assert!(again.body.contains("used before"), "{}", again.body);
+    }
+    assert_eq!(rs.hits(), hits);
 }
 
 #[tokio::test]

@@ -98,7 +98,7 @@ pub(crate) struct Inner {
     /// The fleet's own: messages, the subscription, the revocation mirror.
     pub(crate) fleet: FleetMeters,
     /// One-time values, while Redis cannot be asked.
-    pub(crate) once: moka::future::Cache<CredentialDigest, Duration>,
+    pub(crate) once: tollgate_core::MemoryReplayStore,
     /// The mirror of the fleet's JWT revocations.
     #[cfg(feature = "jwt")]
     pub(crate) revoked: arc_swap::ArcSwap<crate::revocation::Revoked>,
@@ -360,7 +360,7 @@ impl RedisStoreBuilder {
                 breaker: Breaker::new("Redis", self.breaker),
                 locals: Mutex::new(Vec::new()),
                 listening: AtomicBool::new(false),
-                once: crate::replay::local(),
+                once: tollgate_core::MemoryReplayStore::new(),
                 meters: Meters::new("redis", None),
                 fleet: FleetMeters::new(),
                 #[cfg(feature = "jwt")]
