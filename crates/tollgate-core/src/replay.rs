@@ -64,7 +64,8 @@ const SHARDS: usize = 16;
 /// full it refuses instead, and [`remember`](Self::remember) says so, so a caller can answer
 /// 503 rather than blame the client. Values are kept as 128 bits of their SHA-256, in two
 /// generations per shard that turn over every TTL, so an expired value costs nothing to
-/// drop; about 60 bytes each at most.
+/// drop; memory is taken as values come, about 100 bytes each at most (both generations
+/// kept allocated).
 ///
 /// ```
 /// use std::time::Duration;

@@ -205,7 +205,7 @@ impl Dpop {
     /// How many proofs this process remembers at once when no
     /// [`replay_store`](Self::replay_store) is set (default:
     /// [`DEFAULT_REPLAY_CAPACITY`](tollgate_core::DEFAULT_REPLAY_CAPACITY), a million: 8 000
-    /// proofs a second with the default window, about 60 MB at most). A proof is never
+    /// proofs a second with the default window, about 100 MB when full). A proof is never
     /// forgotten within twice the [proof window](Self::proof_window); when the memory is
     /// full, proofs are refused with 503 and `Retry-After` rather than risk a replay.
     pub fn replay_capacity(mut self, proofs: usize) -> Self {
