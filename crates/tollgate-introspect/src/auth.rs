@@ -50,6 +50,9 @@ pub enum BuildError {
     /// The bearer token is not a valid header value.
     #[error("the bearer token is not a valid header value")]
     BearerToken,
+    /// The introspection endpoint is not a valid URL.
+    #[error("the introspection endpoint is not a valid URL: {0}")]
+    Endpoint(String),
     /// The DPoP settings are not usable.
     #[error("DPoP: {0}")]
     Dpop(#[from] InvalidDpop),
@@ -217,6 +220,7 @@ pub struct IntrospectionBuilder {
 impl IntrospectionBuilder {
     /// The introspection endpoint (default: `introspection_endpoint` from the issuer's
     /// OpenID Connect or RFC 8414 metadata, found at build time, with the exact-issuer check).
+    /// A URL that does not parse fails the build ([`BuildError::Endpoint`]).
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint = Some(url.into());
         self
@@ -370,9 +374,11 @@ impl IntrospectionBuilder {
                     })?
             }
         };
+        let target = reqwest::Url::parse(&url).map_err(|e| BuildError::Endpoint(e.to_string()))?;
         let endpoint = Endpoint {
             upstream,
             url,
+            target,
             auth,
             rules: Rules {
                 issuer: Arc::from(self.issuer),

@@ -23,7 +23,10 @@ pub(crate) enum EndpointAuth {
 
 pub(crate) struct Endpoint {
     pub(crate) upstream: Upstream,
+    /// As configured or discovered: shown, and the audience of a client assertion.
     pub(crate) url: String,
+    /// The same, parsed once.
+    pub(crate) target: reqwest::Url,
     pub(crate) auth: EndpointAuth,
     pub(crate) rules: Rules,
 }
@@ -36,7 +39,7 @@ impl RemoteVerifier for Endpoint {
         ];
         let request = self
             .upstream
-            .post(&self.url)
+            .post(self.target.clone())
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         let request = match &self.auth {
             EndpointAuth::Client(client) => client

@@ -231,6 +231,25 @@ async fn introspect_endpoint_trouble_is_503_never_401_or_200() {
     assert_eq!(status(&serve(wrong).await, &token).await, 503);
 }
 
+/// An answer may come in many chunks with no `Content-Length` (the cap is counted as they
+/// come: `IdpFault::Huge` above streams), and is read whole; a malformed endpoint URL fails
+/// the build rather than every request.
+#[tokio::test]
+async fn introspect_answer_in_chunks_is_read_whole_and_a_bad_endpoint_fails_the_build() {
+    let idp = idp().await;
+    let token = idp.opaque_token().claim("scope", "orders:read").issue();
+    let app = serve(introspection(&idp).build().await.unwrap()).await;
+    idp.fail_with(IdpFault::Chunked(7));
+    assert_eq!(status(&app, &token).await, 200);
+    idp.heal();
+    let err = introspection(&idp)
+        .endpoint("not a URL")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BuildError::Endpoint(_)), "{err}");
+}
+
 /// A second provider whose introspection endpoint would call anything active.
 async fn idp_with_everything_active() -> MockIdp {
     let evil = MockIdp::start().await;

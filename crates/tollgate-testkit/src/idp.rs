@@ -163,8 +163,12 @@ pub enum IdpFault {
     Garbage,
     /// Answers 200 with an HTML page.
     Html,
-    /// Answers 200 with a 2 MB JSON body.
+    /// Answers 200 with a 2 MB JSON body, streamed in 64 KiB chunks with no
+    /// `Content-Length`, so only a client that counts what it reads stops it.
     Huge,
+    /// Answers normally, but in chunks of this many bytes (at least 1) with no
+    /// `Content-Length`: a client must put the chunks together.
+    Chunked(usize),
     /// Answers `302 Found` to this URL (another host's JWKS, say).
     Redirect(String),
 }
@@ -248,6 +252,10 @@ impl MockIdp {
             .route("/introspect", axum::routing::post(introspection_endpoint))
             // The JWKS is wherever `jwks_path` says (see `move_jwks`).
             .fallback(jwks)
+            .layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                chunked,
+            ))
             .with_state(shared.clone());
         let server = Server::start(app).await;
         let _ = shared.issuer.set(server.url(""));
@@ -818,6 +826,31 @@ async fn introspection_endpoint(
     Json(answer.unwrap_or_else(|| json!({ "active": false }))).into_response()
 }
 
+/// `body` as a stream of `size`-byte chunks: no `Content-Length`, so sent chunked.
+fn streamed(body: Vec<u8>, size: usize) -> axum::body::Body {
+    let chunks: Vec<Result<Vec<u8>, std::convert::Infallible>> =
+        body.chunks(size.max(1)).map(|c| Ok(c.to_vec())).collect();
+    axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+}
+
+/// Under [`IdpFault::Chunked`], re-sends every answer in chunks.
+async fn chunked(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let Some(IdpFault::Chunked(size)) = lock(&shared.fault).clone() else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, streamed(body.to_vec(), size))
+}
+
 async fn fault(shared: &Shared) -> Option<Response> {
     let fault = lock(&shared.fault).clone()?;
     match fault {
@@ -841,8 +874,12 @@ async fn fault(shared: &Shared) -> Option<Response> {
         ),
         IdpFault::Huge => {
             let filler = "x".repeat(2 * 1024 * 1024);
-            Some(Json(json!({ "keys": [], "pad": filler })).into_response())
+            let body = json!({ "keys": [], "pad": filler })
+                .to_string()
+                .into_bytes();
+            Some((StatusCode::OK, streamed(body, 64 * 1024)).into_response())
         }
+        IdpFault::Chunked(_) => None,
         IdpFault::Redirect(to) => {
             Some((StatusCode::FOUND, [(header::LOCATION, to)]).into_response())
         }

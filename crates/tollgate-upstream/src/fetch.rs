@@ -349,12 +349,13 @@ impl Upstream {
     }
 
     /// A GET to `url`, to pass to [`send`](Self::send).
-    pub fn get(&self, url: &str) -> reqwest::RequestBuilder {
+    pub fn get(&self, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
         self.client.get(url)
     }
 
-    /// A POST to `url`, to pass to [`send`](Self::send).
-    pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
+    /// A POST to `url`, to pass to [`send`](Self::send). A [`reqwest::Url`] parsed once
+    /// saves parsing it again for every request.
+    pub fn post(&self, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
         self.client.post(url)
     }
 
@@ -404,12 +405,12 @@ impl Upstream {
             .timeout(self.timeout)
             .build()
             .map_err(|_| UpstreamError::Other("the request could not be built".into()))?;
-        let asked = request.url().clone();
-        // A copy to send again exists only where a retry may happen.
-        let again = if self.own_client {
-            request.try_clone()
+        // Our client follows no redirect, so only a user's client needs the URL asked kept,
+        // to tell a followed one; a copy to send again exists only where a retry may happen.
+        let (asked, again) = if self.own_client {
+            (None, request.try_clone())
         } else {
-            None
+            (Some(request.url().clone()), None)
         };
         let response = match self.client.execute(request).await {
             // Retried only when the connection to the URL asked could not be made: then no
@@ -423,11 +424,11 @@ impl Upstream {
         }
         .map_err(|e| UpstreamError::from_reqwest(&e))?;
         let mut response = response;
-        if response.status().is_redirection() || response.url() != &asked {
-            // Our client never follows one; a client passed in may have.
-            if !self.own_client && response.url() != &asked {
-                tracing::warn!(upstream = %self.what, "the HTTP client followed a redirect; refused (disable redirects on the client)");
-            }
+        let followed = asked.is_some_and(|asked| response.url() != &asked);
+        if followed {
+            tracing::warn!(upstream = %self.what, "the HTTP client followed a redirect; refused (disable redirects on the client)");
+        }
+        if followed || response.status().is_redirection() {
             return Err(UpstreamError::Redirected);
         }
         let status = response.status();
@@ -445,16 +446,28 @@ async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Byte
     if response.content_length().is_some_and(|n| n > max as u64) {
         return Err(UpstreamError::TooLarge);
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| UpstreamError::from_reqwest(&e))?
-    {
-        if body.len() + chunk.len() > max {
+    let mut next = async || {
+        response
+            .chunk()
+            .await
+            .map_err(|e| UpstreamError::from_reqwest(&e))
+    };
+    // A small answer is one chunk, kept as it came; only a longer one is copied together.
+    let Some(first) = next().await? else {
+        return Ok(Bytes::new());
+    };
+    if first.len() > max {
+        return Err(UpstreamError::TooLarge);
+    }
+    let mut body: Option<Vec<u8>> = None;
+    let mut len = first.len();
+    while let Some(chunk) = next().await? {
+        len += chunk.len();
+        if len > max {
             return Err(UpstreamError::TooLarge);
         }
-        body.extend_from_slice(&chunk);
+        body.get_or_insert_with(|| first.to_vec())
+            .extend_from_slice(&chunk);
     }
-    Ok(body.into())
+    Ok(body.map_or(first, Bytes::from))
 }
