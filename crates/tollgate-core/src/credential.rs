@@ -4,12 +4,13 @@
 
 use std::borrow::Cow;
 use std::ops::Deref;
+use std::sync::OnceLock;
 
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
-use crate::{AuthError, Challenge};
+use crate::{AuthError, Challenge, CredentialDigest};
 
 /// Where to find a credential in a request, and how long it may be.
 ///
@@ -98,6 +99,7 @@ pub const DEFAULT_MAX_CREDENTIAL_LEN: usize = 4096;
 pub struct Credential<'r> {
     value: Cow<'r, str>,
     via: Via,
+    digest: OnceLock<CredentialDigest>,
 }
 
 impl Credential<'_> {
@@ -114,6 +116,26 @@ impl Credential<'_> {
     /// Whether it has the shape of a JWT (see [`is_jwt_shaped`]).
     pub fn is_jwt_shaped(&self) -> bool {
         is_jwt_shaped(&self.value)
+    }
+
+    /// Its SHA-256, computed once however often it is asked for: a cache's key and DPoP's
+    /// `ath` are the same hash of the same token.
+    ///
+    /// ```
+    /// use tollgate_core::{CredentialDigest, CredentialSource};
+    ///
+    /// let (parts, ()) = http::Request::builder()
+    ///     .header("authorization", "Bearer abc")
+    ///     .body(())
+    ///     .unwrap()
+    ///     .into_parts();
+    /// let token = CredentialSource::bearer().find(&parts).unwrap().unwrap();
+    /// assert_eq!(token.digest(), CredentialDigest::of("abc"));
+    /// ```
+    pub fn digest(&self) -> CredentialDigest {
+        *self
+            .digest
+            .get_or_init(|| CredentialDigest::of(&self.value))
     }
 }
 
@@ -310,7 +332,11 @@ impl CredentialSource {
                         "the credential was sent in more than one way",
                     ));
                 }
-                found = Some(Credential { value, via });
+                found = Some(Credential {
+                    value,
+                    via,
+                    digest: OnceLock::new(),
+                });
             }
         }
         Ok(found)

@@ -10,8 +10,8 @@ use http::request::Parts;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use tollgate_core::{
-    AuthError, AuthLayer, Authenticator, Binding, Challenge, Credential, CredentialKind,
-    CredentialSource, Principal, Via, is_jwt_shaped,
+    AuthError, AuthLayer, Authenticator, Binding, Challenge, Credential, CredentialDigest,
+    CredentialKind, CredentialSource, Principal, Via, is_jwt_shaped,
 };
 use tollgate_upstream::{BreakerPolicy, Upstream};
 
@@ -330,20 +330,22 @@ fn unknown_key() -> AuthError {
 }
 
 impl Inner {
-    /// A token seen before, verified under the keys still in force.
-    async fn cached(&self, token: &str) -> Option<Principal> {
+    /// A token seen before, verified under the keys still in force. The token's digest is
+    /// asked for only when there is a cache.
+    async fn cached(&self, digest: impl Fn() -> CredentialDigest) -> Option<Principal> {
         self.cache
             .as_ref()?
-            .get(token, |iss| {
+            .get(&digest(), |iss| {
                 self.issuers.get(iss).map(TrustedIssuer::generation)
             })
             .await
     }
 
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        match self.cached(token).await {
+        let digest = || CredentialDigest::of(token);
+        match self.cached(digest).await {
             Some(principal) => self.not_revoked(principal),
-            None => self.verify_uncached(token).await,
+            None => self.verify_uncached(token, digest).await,
         }
     }
 
@@ -389,7 +391,11 @@ impl Inner {
         Ok(principal)
     }
 
-    async fn verify_uncached(&self, token: &str) -> Result<Principal, AuthError> {
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        digest: impl Fn() -> CredentialDigest,
+    ) -> Result<Principal, AuthError> {
         let parsed = Parsed::parse(token).map_err(untrusted)?;
         let alg = parsed.header.algorithm().map_err(untrusted)?;
         let issuer = self
@@ -416,7 +422,7 @@ impl Inner {
         if let Some(cache) = &self.cache {
             // Boxed for the same reason as the refetch: a miss has just paid for a signature
             // check, and the hits' future stays small.
-            Box::pin(cache.insert(token, &principal, generation)).await;
+            Box::pin(cache.insert(digest(), &principal, generation)).await;
         }
         Ok(principal)
     }
@@ -434,10 +440,11 @@ impl Authenticator for JwtAuth {
         };
         // A token in the verified-token cache is a JWT; any other is looked at for its shape
         // first: not a JWT, it is another authenticator's (an opaque token for introspection).
-        let principal = match self.inner.cached(&token).await {
+        let digest = || token.digest();
+        let principal = match self.inner.cached(digest).await {
             Some(principal) => self.inner.not_revoked(principal)?,
             None if !is_jwt_shaped(&token) => return Ok(None),
-            None => self.inner.verify_uncached(&token).await?,
+            None => self.inner.verify_uncached(&token, digest).await?,
         };
         if principal.binding().is_none() && token.via() != Via::Dpop && !self.inner.binding_required
         {

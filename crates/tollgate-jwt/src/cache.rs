@@ -68,10 +68,10 @@ impl VerifiedCache {
     /// (`generation_of` gives the issuer's current generation).
     pub(crate) async fn get(
         &self,
-        token: &str,
+        token: &CredentialDigest,
         generation_of: impl Fn(&str) -> Option<u64>,
     ) -> Option<Principal> {
-        let entry = self.entries.get(&CredentialDigest::of(token)).await?;
+        let entry = self.entries.get(token).await?;
         let current = generation_of(entry.principal.issuer().unwrap_or_default())?;
         if current != entry.generation {
             return None;
@@ -86,7 +86,12 @@ impl VerifiedCache {
         self.entries.entry_count()
     }
 
-    pub(crate) async fn insert(&self, token: &str, principal: &Principal, generation: u64) {
+    pub(crate) async fn insert(
+        &self,
+        token: CredentialDigest,
+        principal: &Principal,
+        generation: u64,
+    ) {
         if self.expiry.ttl(principal).is_zero() {
             return;
         }
@@ -94,9 +99,7 @@ impl VerifiedCache {
             principal: principal.clone(),
             generation,
         };
-        self.entries
-            .insert(CredentialDigest::of(token), entry)
-            .await;
+        self.entries.insert(token, entry).await;
     }
 }
 

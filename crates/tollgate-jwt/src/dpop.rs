@@ -1,6 +1,7 @@
 //! [`Dpop`]: sender-constrained tokens on the resource server (RFC 9449 §4.3, §7): whether an
 //! issuer's tokens may or must be DPoP-bound, and the check of the proof each request sends.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use http::{HeaderName, HeaderValue};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::Jwk;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tollgate_core::{
     AuthError, Binding, Challenge, Credential, CredentialDigest, MemoryReplayStore, Principal,
@@ -24,7 +25,7 @@ use tollgate_core::{
 };
 
 use crate::keys::prepare;
-use crate::token::{JoseHeader, decode_part, numeric_date, parse_header, split, strict_object};
+use crate::token::{JoseHeader, decode_part, parse_header, split, whole_seconds};
 
 /// The proof algorithms accepted by default: every asymmetric algorithm jsonwebtoken
 /// verifies (never `none`, never HMAC: RFC 9449 §4.2).
@@ -354,20 +355,26 @@ impl Dpop {
     /// RFC 9449 §4.3, in order of cost: the proof's form, the nonce, the signature, the
     /// claims that tie it to this request and token, the key's thumbprint, and last the
     /// replay check (so a proof refused for another reason spends no `jti`).
-    async fn check_proof(&self, parts: &Parts, token: &str, jkt: &str) -> Result<(), AuthError> {
+    async fn check_proof(
+        &self,
+        parts: &Parts,
+        token: &Credential<'_>,
+        jkt: &str,
+    ) -> Result<(), AuthError> {
         let proof = one_proof(parts)?;
         let not_jws = |_| AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS");
         let compact = split(proof).map_err(not_jws)?;
         let key = self.proof_key(compact.header).await?;
         let alg = key.alg;
-        let claims = decode_part(compact.payload)
-            .ok()
-            .and_then(|payload| strict_object(&payload).ok())
+        let payload = decode_part(compact.payload).ok();
+        let claims = payload
+            .as_deref()
+            .and_then(|payload| serde_json::from_slice::<ProofClaims<'_>>(payload).ok())
             .ok_or_else(|| {
                 AuthError::invalid_dpop_proof("the DPoP proof's claims are not valid")
             })?;
         if let Some(nonces) = &self.nonces {
-            nonces.check(claims.get("nonce"), self.nonce_rotation)?;
+            nonces.check(claims.nonce.as_deref(), self.nonce_rotation)?;
         }
         let valid = jsonwebtoken::crypto::verify(
             compact.signature,
@@ -381,18 +388,22 @@ impl Dpop {
                 "the DPoP proof's signature is not valid",
             ));
         }
-        if claim_str(&claims, "htm") != Some(parts.method.as_str()) {
+        if claims.htm.as_deref() != Some(parts.method.as_str()) {
             return Err(AuthError::invalid_dpop_proof(
                 "the DPoP proof is for another HTTP method",
             ));
         }
-        if !self.htu_matches(claim_str(&claims, "htu"), parts) {
+        if !self.htu_matches(claims.htu.as_deref(), parts) {
             return Err(AuthError::invalid_dpop_proof(
                 "the DPoP proof is for another URI",
             ));
         }
-        self.check_iat(&claims)?;
-        if !claim_str(&claims, "ath").is_some_and(|ath| is_token_hash(ath, token)) {
+        self.check_iat(claims.iat.as_ref())?;
+        if !claims
+            .ath
+            .as_deref()
+            .is_some_and(|ath| is_token_hash(ath, &token.digest()))
+        {
             return Err(AuthError::invalid_dpop_proof(
                 "the DPoP proof is for another access token",
             ));
@@ -402,7 +413,9 @@ impl Dpop {
                 "the token is bound to another key than the DPoP proof's",
             ));
         }
-        let jti = claim_str(&claims, "jti")
+        let jti = claims
+            .jti
+            .as_deref()
             .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
             .ok_or_else(|| AuthError::invalid_dpop_proof("the DPoP proof has no valid jti"))?;
         self.first_use(jkt, jti).await
@@ -480,12 +493,11 @@ impl Dpop {
         }
     }
 
-    fn check_iat(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+    fn check_iat(&self, iat: Option<&serde_json::Number>) -> Result<(), AuthError> {
         let stale =
             || AuthError::invalid_dpop_proof("the DPoP proof is too old or from the future");
-        let iat = numeric_date(claims, "iat")
-            .ok()
-            .flatten()
+        let iat = iat
+            .and_then(whole_seconds)
             .ok_or_else(|| AuthError::invalid_dpop_proof("the DPoP proof has no valid iat"))?;
         let window = i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX);
         let now = crate::auth::now_secs();
@@ -499,12 +511,15 @@ impl Dpop {
     /// check 9), both sides normalised by the `url` crate (case of scheme and host, default
     /// ports, dot segments) and for percent-encoding case and unreserved characters.
     fn htu_matches(&self, htu: Option<&str>, parts: &Parts) -> bool {
-        let Some(Ok(htu)) = htu.map(url::Url::parse) else {
+        let Some(htu) = htu else {
             return false;
         };
         let path = parts.uri.path();
-        let expected = match &self.external_url {
-            Some(base) => format!("{}{}", base.trim_end_matches('/'), path),
+        // The base this service is reached at, in pieces: the URL up to the path.
+        let (base, plain_base) = match &self.external_url {
+            // Checked to be an http(s) URL when the settings were validated; one with user
+            // info (which `htu` may not have) takes the long way.
+            Some(base) => ([base.trim_end_matches('/'), "", ""], !base.contains('@')),
             None => {
                 let authority = parts
                     .uri
@@ -515,9 +530,27 @@ impl Dpop {
                     return false;
                 };
                 let scheme = parts.uri.scheme_str().unwrap_or("https");
-                format!("{scheme}://{authority}{path}")
+                // A bare host[:port]: nothing in it that parsing would change or refuse.
+                let plain = !authority.is_empty()
+                    && authority.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b)
+                    });
+                ([scheme, "://", authority], plain)
             }
         };
+        // Most clients write `htu` as the server sees it: the same text needs no parsing.
+        let without_query = htu.split(['?', '#']).next().unwrap_or(htu);
+        let rest = base
+            .iter()
+            .try_fold(without_query, |rest, piece| rest.strip_prefix(piece));
+        if plain_base && rest == Some(path) {
+            return true;
+        }
+        let Ok(htu) = url::Url::parse(htu) else {
+            return false;
+        };
+        let mut expected = base.concat();
+        expected.push_str(path);
         let Ok(expected) = url::Url::parse(&expected) else {
             return false;
         };
@@ -582,16 +615,66 @@ fn prepare_proof_key(
     prepare(&jwk, &[alg]).map_err(unusable)
 }
 
-fn claim_str<'c>(claims: &'c Map<String, Value>, name: &str) -> Option<&'c str> {
-    claims.get(name).and_then(Value::as_str)
+/// What RFC 9449 §4.3 checks in a proof's claims, read straight from the decoded payload (no
+/// map is built; strings are borrowed unless escaped). A claim named twice refuses the proof
+/// (RFC 7515 §5.2 allows it; serde's derive does it), one of the wrong type too; claims not
+/// named here are skipped unread.
+#[derive(Deserialize)]
+struct ProofClaims<'a> {
+    #[serde(borrow)]
+    htm: Option<Text<'a>>,
+    #[serde(borrow)]
+    htu: Option<Text<'a>>,
+    iat: Option<serde_json::Number>,
+    #[serde(borrow)]
+    ath: Option<Text<'a>>,
+    #[serde(borrow)]
+    jti: Option<Text<'a>>,
+    #[serde(borrow)]
+    nonce: Option<Text<'a>>,
 }
 
-/// Whether `ath` is base64url(SHA-256(`token`)) (RFC 9449 §4.2), compared as bytes.
-fn is_token_hash(ath: &str, token: &str) -> bool {
+/// A JSON string, borrowed when it has no escapes (serde borrows a bare `Cow<str>` field,
+/// but not one inside an `Option`).
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(v.into()))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(v.to_owned().into()))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+/// Whether `ath` is base64url(SHA-256(token)) (RFC 9449 §4.2), compared as bytes with the
+/// token's digest (the hash its cache lookup computed already).
+fn is_token_hash(ath: &str, token: &CredentialDigest) -> bool {
     let mut decoded = [0u8; 32];
     ath.len() == 43
         && matches!(URL_SAFE_NO_PAD.decode_slice(ath, &mut decoded), Ok(32))
-        && decoded == *Sha256::digest(token.as_bytes())
+        && decoded == *token.as_bytes()
 }
 
 /// A path with percent-encodings upper-cased and unreserved characters decoded
@@ -697,9 +780,8 @@ impl Nonces {
 
     /// `Ok` for the current or the previous period's nonce; `use_dpop_nonce` with the
     /// current one otherwise.
-    fn check(&self, nonce: Option<&Value>, rotation: Duration) -> Result<(), AuthError> {
+    fn check(&self, nonce: Option<&str>, rotation: Duration) -> Result<(), AuthError> {
         let valid = nonce
-            .and_then(Value::as_str)
             .and_then(|n| URL_SAFE_NO_PAD.decode(n).ok())
             .filter(|raw| raw.len() == 8 + Self::MAC_LEN)
             .is_some_and(|raw| {
@@ -724,11 +806,14 @@ mod tests {
     #[test]
     fn ath_is_the_token_hash_in_canonical_base64url() {
         let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(b"token"));
-        assert!(is_token_hash(&ath, "token"));
-        assert!(!is_token_hash(&ath, "other"));
-        assert!(!is_token_hash(&format!("{ath}="), "token"));
-        assert!(!is_token_hash(&ath[..42], "token"));
-        assert!(!is_token_hash("", "token"));
+        assert!(is_token_hash(&ath, &CredentialDigest::of("token")));
+        assert!(!is_token_hash(&ath, &CredentialDigest::of("other")));
+        assert!(!is_token_hash(
+            &format!("{ath}="),
+            &CredentialDigest::of("token")
+        ));
+        assert!(!is_token_hash(&ath[..42], &CredentialDigest::of("token")));
+        assert!(!is_token_hash("", &CredentialDigest::of("token")));
     }
 
     #[test]
@@ -743,7 +828,7 @@ mod tests {
             secret: vec![7; 32],
         };
         let rotation = Duration::from_secs(300);
-        let now = Value::String(nonces.current(rotation));
+        let now = nonces.current(rotation);
         assert!(nonces.check(Some(&now), rotation).is_ok());
         let other = Nonces {
             secret: vec![8; 32],

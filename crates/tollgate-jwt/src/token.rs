@@ -236,6 +236,12 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// A NumericDate (RFC 7519 §2) as whole seconds (a fraction is dropped), if finite.
+pub(crate) fn whole_seconds(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64()
+        .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+}
+
 /// A NumericDate claim (RFC 7519 §2) as whole seconds; `Err` when present but not a number.
 pub(crate) fn numeric_date(
     claims: &Map<String, Value>,
@@ -243,9 +249,7 @@ pub(crate) fn numeric_date(
 ) -> Result<Option<i64>, AuthError> {
     match claims.get(name) {
         None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+        Some(Value::Number(n)) => whole_seconds(n)
             .map(Some)
             .ok_or_else(|| AuthError::invalid_token("a time claim is not a valid number")),
         Some(_) => Err(AuthError::invalid_token("a time claim is not a number")),

@@ -311,8 +311,65 @@ async fn dpop_proof_for_another_method_uri_or_token_is_refused() {
                 .without("htm")
                 .build(),
         ),
+        (
+            "uri with a trailing slash",
+            key.proof("GET", &format!("{}/", rs.htu()))
+                .access_token(&token)
+                .build(),
+        ),
+        (
+            "uri with more path",
+            key.proof("GET", &format!("{}x", rs.htu()))
+                .access_token(&token)
+                .build(),
+        ),
+        (
+            "uri with user info",
+            key.proof("GET", &format!("https://user@{}/orders", rs.authority))
+                .access_token(&token)
+                .build(),
+        ),
     ];
     all_refused(&rs, &token, cases).await;
+}
+
+/// The claims are read as JSON is written: an escaped string is the same string; a claim named
+/// twice (RFC 7515 §5.2) or of the wrong type refuses the proof.
+#[tokio::test]
+async fn dpop_proof_claims_escaped_duplicated_or_mistyped() {
+    let idp = MockIdp::start().await;
+    let rs = rs(&idp, Dpop::allowed()).await;
+    let key = DpopKey::generate(Algorithm::ES256);
+    let token = idp.token().dpop_bound(&key).sign();
+    let proof = || key.proof("GET", &rs.htu()).access_token(&token);
+    let cases = [
+        (
+            "htm twice",
+            proof()
+                .claims_text(|c| c.replace(r#""htm":"GET""#, r#""htm":"GET","htm":"POST""#))
+                .build(),
+        ),
+        (
+            "htm twice, the same",
+            proof()
+                .claims_text(|c| c.replace(r#""htm":"GET""#, r#""htm":"GET","htm":"GET""#))
+                .build(),
+        ),
+        ("htm a number", proof().claim("htm", 1).build()),
+        ("iat a string", proof().claim("iat", "1700000000").build()),
+        (
+            "jti an object",
+            proof().claim("jti", serde_json::json!({"a": 1})).build(),
+        ),
+        (
+            "claims an array",
+            proof().claims_text(|_| "[]".into()).build(),
+        ),
+    ];
+    all_refused(&rs, &token, cases).await;
+    let escaped = proof().claims_text(|c| c.replace('/', r"\/")).build();
+    let answer = rs.dpop(&token, &escaped).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
 #[tokio::test]

@@ -75,6 +75,7 @@ impl DpopKey {
             claims,
             signer: None,
             unsigned: false,
+            edit: None,
         }
     }
 }
@@ -87,6 +88,7 @@ pub struct ProofBuilder<'k> {
     claims: Map<String, Value>,
     signer: Option<SigningKey>,
     unsigned: bool,
+    edit: Option<Box<dyn FnOnce(String) -> String>>,
 }
 
 impl ProofBuilder<'_> {
@@ -156,6 +158,14 @@ impl ProofBuilder<'_> {
         self
     }
 
+    /// Rewrites the claims' JSON text before it is signed, for what a map cannot hold: a
+    /// claim named twice, escaped strings (`"https:\/\/..."`), a claim of the wrong type.
+    /// Members are written in name order, without spaces: `{"ath":..,"htm":"GET",..}`.
+    pub fn claims_text(mut self, edit: impl FnOnce(String) -> String + 'static) -> Self {
+        self.edit = Some(Box::new(edit));
+        self
+    }
+
     /// `alg: none` and no signature: never accepted.
     pub fn unsigned(mut self) -> Self {
         self.header.insert("alg".into(), "none".into());
@@ -166,7 +176,10 @@ impl ProofBuilder<'_> {
     /// The compact JWS, for the `DPoP` header.
     pub fn build(self) -> String {
         let header = Value::Object(self.header).to_string();
-        let claims = Value::Object(self.claims).to_string();
+        let mut claims = Value::Object(self.claims).to_string();
+        if let Some(edit) = self.edit {
+            claims = edit(claims);
+        }
         if self.unsigned {
             let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
             return format!("{}.{}.", b64(&header), b64(&claims));
