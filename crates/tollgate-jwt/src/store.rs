@@ -295,7 +295,10 @@ impl KeyStore {
         });
     }
 
-    /// Schedules one fetch `after` from now (at most one is pending).
+    /// Schedules one fetch `after` from now (at most one is pending). When it is due, a
+    /// fetch under way covers it; one that a request started meanwhile (the task may run late
+    /// on a busy runtime) moves it to the end of that fetch's cooldown, so there is never more
+    /// than one fetch per cooldown and a kid seen since is still looked up.
     fn schedule(&self, fetches: &mut Fetches, after: Duration) {
         if fetches.scheduled {
             return;
@@ -307,8 +310,12 @@ impl KeyStore {
             let Some(store) = me.upgrade() else { return };
             let mut fetches = store.fetches();
             fetches.scheduled = false;
-            if !fetches.in_flight {
-                store.start(&mut fetches);
+            if fetches.in_flight {
+                return;
+            }
+            match store.cooldown_left(&fetches) {
+                Some(wait) => store.schedule(&mut fetches, wait),
+                None => store.start(&mut fetches),
             }
         });
     }
