@@ -16,21 +16,21 @@ use crate::CredentialDigest;
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
 /// use std::time::{Duration, Instant};
-/// use tollgate_core::ReplayStore;
+/// use tollgate_core::{Remembered, ReplayStore};
 ///
 /// /// One process's memory (unbounded: an example, not a production store).
 /// #[derive(Default)]
 /// struct Seen(Mutex<HashMap<String, Instant>>);
 ///
 /// impl ReplayStore for Seen {
-///     async fn first_use(&self, id: &str, ttl: Duration) -> bool {
+///     async fn first_use(&self, id: &str, ttl: Duration) -> Remembered {
 ///         let mut seen = self.0.lock().unwrap();
 ///         let now = Instant::now();
 ///         match seen.get(id) {
-///             Some(until) if *until > now => false,
+///             Some(until) if *until > now => Remembered::Replayed,
 ///             _ => {
 ///                 seen.insert(id.to_owned(), now + ttl);
-///                 true
+///                 Remembered::New
 ///             }
 ///         }
 ///     }
@@ -39,14 +39,17 @@ use crate::CredentialDigest;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let seen = Seen::default();
-/// assert!(seen.first_use("proof-1", Duration::from_secs(60)).await);
-/// assert!(!seen.first_use("proof-1", Duration::from_secs(60)).await);
+/// let minute = Duration::from_secs(60);
+/// assert_eq!(seen.first_use("proof-1", minute).await, Remembered::New);
+/// assert_eq!(seen.first_use("proof-1", minute).await, Remembered::Replayed);
 /// # }
 /// ```
 pub trait ReplayStore: Send + Sync + 'static {
-    /// `true` the first time `id` is seen within `ttl` (and remembers it for `ttl`),
-    /// `false` for a replay.
-    fn first_use(&self, id: &str, ttl: Duration) -> impl Future<Output = bool> + Send;
+    /// [`Remembered::New`] the first time `id` is seen within `ttl` (it is remembered for
+    /// `ttl`), [`Remembered::Replayed`] for a replay, and [`Remembered::Full`] when the store
+    /// cannot remember it: never `New` without remembering it, or a replay could pass. A full
+    /// store is the server's trouble, not the client's (DPoP answers 503 with `Retry-After`).
+    fn first_use(&self, id: &str, ttl: Duration) -> impl Future<Output = Remembered> + Send;
 }
 
 /// Values remembered at most by [`MemoryReplayStore::new`].
@@ -61,8 +64,8 @@ const SHARDS: usize = 16;
 ///
 /// It never forgets a value before its time is up, which is why it is not a cache: a cache
 /// that evicts (or declines to admit) entries when full would let a replay through. When
-/// full it refuses instead, and [`remember`](Self::remember) says so, so a caller can answer
-/// 503 rather than blame the client. Values are kept as 128 bits of their SHA-256, in two
+/// full it refuses instead, and says so ([`Remembered::Full`]), so a caller can answer 503
+/// rather than blame the client. Values are kept as 128 bits of their SHA-256, in two
 /// generations per shard that turn over every TTL, so an expired value costs nothing to
 /// drop; memory is taken as values come, about 100 bytes each at most (both generations
 /// kept allocated).
@@ -83,7 +86,7 @@ pub struct MemoryReplayStore {
     start: Instant,
 }
 
-/// What [`MemoryReplayStore::remember`] found.
+/// What a [`ReplayStore`] (or [`MemoryReplayStore::remember`]) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Remembered {
     /// Not seen within its TTL: remembered now.
@@ -187,10 +190,9 @@ impl std::fmt::Debug for MemoryReplayStore {
     }
 }
 
-/// A full store refuses the value: a replay is never let through for want of room.
 impl ReplayStore for MemoryReplayStore {
-    async fn first_use(&self, id: &str, ttl: Duration) -> bool {
-        self.remember(&CredentialDigest::of(id), ttl) == Remembered::New
+    async fn first_use(&self, id: &str, ttl: Duration) -> Remembered {
+        self.remember(&CredentialDigest::of(id), ttl)
     }
 }
 

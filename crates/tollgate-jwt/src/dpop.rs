@@ -458,7 +458,7 @@ impl Dpop {
     /// remembered for as long as a proof can be accepted: twice the window.
     async fn first_use(&self, jkt: &str, jti: &str) -> Result<(), AuthError> {
         let ttl = self.window * 2;
-        let new = match &self.shared {
+        let remembered = match &self.shared {
             Some(store) => {
                 store
                     .first_use_boxed(&format!("dpop:{jkt}:{jti}"), ttl)
@@ -471,25 +471,19 @@ impl Dpop {
                     .chain_update(jkt)
                     .chain_update(":")
                     .chain_update(jti);
-                let id = CredentialDigest::from_bytes(id.finalize().into());
-                match self.local.remember(&id, ttl) {
-                    Remembered::New => true,
-                    Remembered::Replayed => false,
-                    Remembered::Full { retry_after } => {
-                        return Err(AuthError::unavailable(
-                            "too many DPoP proofs to remember: raise Dpop::replay_capacity",
-                            retry_after,
-                        ));
-                    }
-                }
+                self.local
+                    .remember(&CredentialDigest::from_bytes(id.finalize().into()), ttl)
             }
         };
-        if new {
-            Ok(())
-        } else {
-            Err(AuthError::invalid_dpop_proof(
+        match remembered {
+            Remembered::New => Ok(()),
+            Remembered::Replayed => Err(AuthError::invalid_dpop_proof(
                 "the DPoP proof was used before",
-            ))
+            )),
+            Remembered::Full { retry_after } => Err(AuthError::unavailable(
+                "too many DPoP proofs to remember at once (see Dpop::replay_capacity)",
+                retry_after,
+            )),
         }
     }
 
@@ -732,7 +726,7 @@ trait DynReplayStore: Send + Sync + 'static {
         &'a self,
         id: &'a str,
         ttl: Duration,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Remembered> + Send + 'a>>;
 }
 
 impl<S: ReplayStore> DynReplayStore for S {
@@ -740,7 +734,7 @@ impl<S: ReplayStore> DynReplayStore for S {
         &'a self,
         id: &'a str,
         ttl: Duration,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Remembered> + Send + 'a>> {
         Box::pin(self.first_use(id, ttl))
     }
 }

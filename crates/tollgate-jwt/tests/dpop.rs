@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use jsonwebtoken::Algorithm;
-use tollgate_core::{AuthLayer, Principal};
+use tollgate_core::{AuthLayer, Principal, Remembered, ReplayStore};
 use tollgate_jwt::{Dpop, Issuer, JwtAuth};
 use tollgate_testkit::{DEFAULT_AUDIENCE, DpopKey, MockIdp};
 
@@ -258,6 +258,29 @@ async fn dpop_replay_memory_when_full_answers_503_and_forgets_nothing() {
         assert!(again.body.contains("used before"), "{}", again.body);
     }
     assert_eq!(rs.hits(), hits);
+}
+
+/// A replay store of the user's (or the fleet's fallback memory) that is full says so, and
+/// the proof is refused with 503 and the store's `Retry-After`: not 401, not accepted.
+#[tokio::test]
+async fn dpop_replay_store_that_is_full_answers_503() {
+    struct Full;
+    impl ReplayStore for Full {
+        async fn first_use(&self, _: &str, _: Duration) -> Remembered {
+            Remembered::Full {
+                retry_after: Duration::from_secs(7),
+            }
+        }
+    }
+    let idp = MockIdp::start().await;
+    let rs = rs(&idp, Dpop::allowed().replay_store(Full)).await;
+    let key = DpopKey::generate(Algorithm::ES256);
+    let token = idp.token().dpop_bound(&key).sign();
+    let proof = key.proof("GET", &rs.htu()).access_token(&token).build();
+    let answer = rs.dpop(&token, &proof).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.retry_after.as_deref(), Some("7"));
+    assert_eq!(rs.hits(), 0);
 }
 
 #[tokio::test]

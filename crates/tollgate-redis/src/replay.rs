@@ -12,7 +12,7 @@ use crate::store::{RedisStore, px};
 /// (logged): a value replayed to the same replica is still refused, one replayed to another
 /// may not be until Redis is back.
 impl ReplayStore for RedisStore {
-    async fn first_use(&self, id: &str, ttl: Duration) -> bool {
+    async fn first_use(&self, id: &str, ttl: Duration) -> Remembered {
         let digest = CredentialDigest::of(id);
         let inner = self.inner();
         let key = format!("{}once:{}", inner.prefix, inner.seal.key_id(&digest));
@@ -25,8 +25,9 @@ impl ReplayStore for RedisStore {
             })
             .await;
         match set {
-            Some(answer) => answer.is_some(),
-            None => inner.once.remember(&digest, ttl) == Remembered::New,
+            Some(Some(_)) => Remembered::New,
+            Some(None) => Remembered::Replayed,
+            None => inner.once.remember(&digest, ttl),
         }
     }
 }

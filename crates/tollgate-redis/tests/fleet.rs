@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tollgate_apikey::{ApiKeyAuth, UnkeyVerifier};
 use tollgate_client::ClientCredentials;
-use tollgate_core::{AuthLayer, ReplayStore};
+use tollgate_core::{AuthLayer, Remembered, ReplayStore};
 use tollgate_introspect::Introspection;
 use tollgate_jwt::{Issuer, JwtAuth};
 use tollgate_redis::{RedisStore, RevocationList};
@@ -488,19 +488,33 @@ async fn fleet_refuses_a_one_time_value_replayed_to_another_replica() {
     };
     let (a, b) = (store(), store());
     let minute = Duration::from_secs(60);
-    assert!(a.first_use("proof-jti-1", minute).await);
-    assert!(!b.first_use("proof-jti-1", minute).await, "replayed to B");
-    assert!(!a.first_use("proof-jti-1", minute).await, "replayed to A");
-    assert!(b.first_use("proof-jti-2", minute).await);
+    assert_eq!(a.first_use("proof-jti-1", minute).await, Remembered::New);
+    assert_eq!(
+        b.first_use("proof-jti-1", minute).await,
+        Remembered::Replayed,
+        "replayed to B"
+    );
+    assert_eq!(
+        a.first_use("proof-jti-1", minute).await,
+        Remembered::Replayed,
+        "replayed to A"
+    );
+    assert_eq!(b.first_use("proof-jti-2", minute).await, Remembered::New);
     // Remembered for its TTL only.
-    assert!(a.first_use("proof-jti-3", Duration::from_millis(50)).await);
+    assert_eq!(
+        a.first_use("proof-jti-3", Duration::from_millis(50)).await,
+        Remembered::New
+    );
     tokio::time::sleep(Duration::from_millis(120)).await;
-    assert!(b.first_use("proof-jti-3", minute).await);
+    assert_eq!(b.first_use("proof-jti-3", minute).await, Remembered::New);
 
     // Redis down: each replica's own memory still refuses what it has seen.
     redis.stop();
-    assert!(a.first_use("proof-jti-4", minute).await);
-    assert!(!a.first_use("proof-jti-4", minute).await);
+    assert_eq!(a.first_use("proof-jti-4", minute).await, Remembered::New);
+    assert_eq!(
+        a.first_use("proof-jti-4", minute).await,
+        Remembered::Replayed
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use tollgate_apikey::{ApiKeyAuth, UnkeyVerifier};
-use tollgate_core::{AuthLayer, ReplayStore};
+use tollgate_core::{AuthLayer, Remembered, ReplayStore};
 use tollgate_jwt::{Issuer, JwtAuth};
 use tollgate_redis::RedisStore;
 use tollgate_testkit::{
@@ -120,9 +120,11 @@ async fn shares_and_fans_out(
     assert!(revoked.await, "A still accepts the revoked jti");
 
     let once = format!("proof-{n}");
-    assert!(a.store.first_use(&once, Duration::from_secs(60)).await);
-    assert!(
-        !b.store.first_use(&once, Duration::from_secs(60)).await,
+    let minute = Duration::from_secs(60);
+    assert_eq!(a.store.first_use(&once, minute).await, Remembered::New);
+    assert_eq!(
+        b.store.first_use(&once, minute).await,
+        Remembered::Replayed,
         "replayed to B"
     );
 }
