@@ -116,15 +116,16 @@ enum Mode {
 
 impl fmt::Debug for Dpop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Dpop")
-            .field("mode", &self.mode)
+        let mut d = f.debug_struct("Dpop");
+        d.field("mode", &self.mode)
             .field("algorithms", &self.algorithms)
             .field("proof_window", &self.window)
-            .field("external_url", &self.external_url)
-            .field("local_replay_store", &self.local)
-            .field("shared_replay_store", &self.shared.is_some())
-            .field("nonces", &self.nonces.is_some())
-            .finish()
+            .field("external_url", &self.external_url);
+        match &self.shared {
+            Some(_) => d.field("replay_store", &"shared"),
+            None => d.field("replay_store", &self.local),
+        };
+        d.field("nonces", &self.nonces.is_some()).finish()
     }
 }
 
