@@ -4,13 +4,12 @@
 
 use std::borrow::Cow;
 use std::ops::Deref;
-use std::sync::OnceLock;
 
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
-use crate::{AuthError, Challenge, CredentialDigest};
+use crate::{AuthError, Challenge};
 
 /// Where to find a credential in a request, and how long it may be.
 ///
@@ -99,7 +98,6 @@ pub const DEFAULT_MAX_CREDENTIAL_LEN: usize = 4096;
 pub struct Credential<'r> {
     value: Cow<'r, str>,
     via: Via,
-    digest: OnceLock<CredentialDigest>,
 }
 
 impl Credential<'_> {
@@ -116,26 +114,6 @@ impl Credential<'_> {
     /// Whether it has the shape of a JWT (see [`is_jwt_shaped`]).
     pub fn is_jwt_shaped(&self) -> bool {
         is_jwt_shaped(&self.value)
-    }
-
-    /// Its SHA-256, computed once however often it is asked for: a cache's key and DPoP's
-    /// `ath` are the same hash of the same token.
-    ///
-    /// ```
-    /// use tollgate_core::{CredentialDigest, CredentialSource};
-    ///
-    /// let (parts, ()) = http::Request::builder()
-    ///     .header("authorization", "Bearer abc")
-    ///     .body(())
-    ///     .unwrap()
-    ///     .into_parts();
-    /// let token = CredentialSource::bearer().find(&parts).unwrap().unwrap();
-    /// assert_eq!(token.digest(), CredentialDigest::of("abc"));
-    /// ```
-    pub fn digest(&self) -> CredentialDigest {
-        *self
-            .digest
-            .get_or_init(|| CredentialDigest::of(&self.value))
     }
 }
 
@@ -332,11 +310,7 @@ impl CredentialSource {
                         "the credential was sent in more than one way",
                     ));
                 }
-                found = Some(Credential {
-                    value,
-                    via,
-                    digest: OnceLock::new(),
-                });
+                found = Some(Credential { value, via });
             }
         }
         Ok(found)

@@ -330,20 +330,25 @@ fn unknown_key() -> AuthError {
 }
 
 impl Inner {
-    /// A token seen before, verified under the keys still in force. The token's digest is
-    /// asked for only when there is a cache.
-    async fn cached(&self, digest: impl Fn() -> CredentialDigest) -> Option<Principal> {
+    /// The token's digest, when there is a cache to key by it (the DPoP check's `ath` is the
+    /// same hash, so it is computed once).
+    fn digest_for_cache(&self, token: &str) -> Option<CredentialDigest> {
+        self.cache.as_ref().map(|_| CredentialDigest::of(token))
+    }
+
+    /// A token seen before, verified under the keys still in force.
+    async fn cached(&self, digest: Option<&CredentialDigest>) -> Option<Principal> {
         self.cache
             .as_ref()?
-            .get(&digest(), |iss| {
+            .get(digest?, |iss| {
                 self.issuers.get(iss).map(TrustedIssuer::generation)
             })
             .await
     }
 
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let digest = || CredentialDigest::of(token);
-        match self.cached(digest).await {
+        let digest = self.digest_for_cache(token);
+        match self.cached(digest.as_ref()).await {
             Some(principal) => self.not_revoked(principal),
             None => self.verify_uncached(token, digest).await,
         }
@@ -361,6 +366,7 @@ impl Inner {
         &self,
         parts: &Parts,
         token: &Credential<'_>,
+        digest: Option<&CredentialDigest>,
         principal: Principal,
     ) -> Result<Principal, AuthError> {
         let Some(issuer) = self.issuer_of(&principal) else {
@@ -369,7 +375,11 @@ impl Inner {
             )));
         };
         let config = &issuer.config;
-        let presented = match config.dpop.check(parts, token, &principal).await {
+        let presented = match config
+            .dpop
+            .check_hashed(parts, token, digest, &principal)
+            .await
+        {
             Ok(()) => config.mtls.check(parts, &principal),
             Err(e) => Err(e),
         };
@@ -394,7 +404,7 @@ impl Inner {
     async fn verify_uncached(
         &self,
         token: &str,
-        digest: impl Fn() -> CredentialDigest,
+        digest: Option<CredentialDigest>,
     ) -> Result<Principal, AuthError> {
         let parsed = Parsed::parse(token).map_err(untrusted)?;
         let alg = parsed.header.algorithm().map_err(untrusted)?;
@@ -419,10 +429,10 @@ impl Inner {
             .map_err(by_issuer)?;
         let principal = issuer.principal(parsed.claims, exp).map_err(by_issuer)?;
         let principal = self.not_revoked(principal)?;
-        if let Some(cache) = &self.cache {
+        if let (Some(cache), Some(digest)) = (&self.cache, digest) {
             // Boxed for the same reason as the refetch: a miss has just paid for a signature
             // check, and the hits' future stays small.
-            Box::pin(cache.insert(digest(), &principal, generation)).await;
+            Box::pin(cache.insert(digest, &principal, generation)).await;
         }
         Ok(principal)
     }
@@ -440,8 +450,8 @@ impl Authenticator for JwtAuth {
         };
         // A token in the verified-token cache is a JWT; any other is looked at for its shape
         // first: not a JWT, it is another authenticator's (an opaque token for introspection).
-        let digest = || token.digest();
-        let principal = match self.inner.cached(digest).await {
+        let digest = self.inner.digest_for_cache(&token);
+        let principal = match self.inner.cached(digest.as_ref()).await {
             Some(principal) => self.inner.not_revoked(principal)?,
             None if !is_jwt_shaped(&token) => return Ok(None),
             None => self.inner.verify_uncached(&token, digest).await?,
@@ -451,9 +461,12 @@ impl Authenticator for JwtAuth {
             return Ok(Some(principal));
         }
         // Boxed: a proof check is rare next to the cache hits whose future this would grow.
-        Box::pin(self.inner.presented_well(parts, &token, principal))
-            .await
-            .map(Some)
+        Box::pin(
+            self.inner
+                .presented_well(parts, &token, digest.as_ref(), principal),
+        )
+        .await
+        .map(Some)
     }
 
     fn credential_source(&self) -> CredentialSource {

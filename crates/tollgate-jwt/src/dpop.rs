@@ -322,6 +322,18 @@ impl Dpop {
         token: &Credential<'_>,
         principal: &Principal,
     ) -> Result<(), AuthError> {
+        self.check_hashed(parts, token, None, principal).await
+    }
+
+    /// [`check`](Self::check), with the token's SHA-256 when the caller has it already (a
+    /// cache's key): `ath` is the same hash.
+    pub(crate) async fn check_hashed(
+        &self,
+        parts: &Parts,
+        token: &Credential<'_>,
+        digest: Option<&CredentialDigest>,
+        principal: &Principal,
+    ) -> Result<(), AuthError> {
         if token.via() != Via::Dpop {
             return self.check_bearer(principal);
         }
@@ -335,7 +347,10 @@ impl Dpop {
                 "the token is not DPoP-bound; send it as a bearer token",
             ));
         };
-        self.check_proof(parts, token, jkt).await
+        let digest = digest
+            .copied()
+            .unwrap_or_else(|| CredentialDigest::of(token));
+        self.check_proof(parts, &digest, jkt).await
     }
 
     /// Checks a token presented without a proof (a bearer token, or one verified outside a
@@ -359,7 +374,7 @@ impl Dpop {
     async fn check_proof(
         &self,
         parts: &Parts,
-        token: &Credential<'_>,
+        token: &CredentialDigest,
         jkt: &str,
     ) -> Result<(), AuthError> {
         let proof = one_proof(parts)?;
@@ -403,7 +418,7 @@ impl Dpop {
         if !claims
             .ath
             .as_deref()
-            .is_some_and(|ath| is_token_hash(ath, &token.digest()))
+            .is_some_and(|ath| is_token_hash(ath, token))
         {
             return Err(AuthError::invalid_dpop_proof(
                 "the DPoP proof is for another access token",
@@ -664,7 +679,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 }
 
 /// Whether `ath` is base64url(SHA-256(token)) (RFC 9449 §4.2), compared as bytes with the
-/// token's digest (the hash its cache lookup computed already).
+/// token's digest.
 fn is_token_hash(ath: &str, token: &CredentialDigest) -> bool {
     let mut decoded = [0u8; 32];
     ath.len() == 43
