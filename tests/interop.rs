@@ -100,21 +100,29 @@ async fn start_provider_with(env: &[(&str, String)]) -> Option<Provider> {
         .stdout(Stdio::null())
         .spawn()
         .expect("start node provider.mjs");
-    let provider = Provider {
+    let mut provider = Provider {
         child,
         issuer: format!("http://127.0.0.1:{port}"),
     };
     let discovery = format!("{}/.well-known/openid-configuration", provider.issuer);
-    for _ in 0..100 {
+    // Several providers start at once (the tests run in parallel) on a small CI machine:
+    // give them time, but fail at once if one exits.
+    for _ in 0..600 {
         if reqwest::get(&discovery)
             .await
             .is_ok_and(|r| r.status().is_success())
         {
             return Some(provider);
         }
+        if let Ok(Some(status)) = provider.child.try_wait() {
+            panic!("the provider exited ({status}) before it answered");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the provider did not start on {}", provider.issuer);
+    panic!(
+        "the provider did not start on {} within 60 s",
+        provider.issuer
+    );
 }
 
 impl Provider {
