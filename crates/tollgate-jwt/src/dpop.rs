@@ -93,12 +93,16 @@ pub struct Dpop {
     shared: Option<Arc<dyn DynReplayStore>>,
     nonces: Option<Arc<Nonces>>,
     nonce_rotation: Duration,
-    /// Proof keys by the digest of the header that carries them.
-    keys: moka::sync::Cache<CredentialDigest, Arc<ProofKey>>,
+    /// Proof keys by the thumbprint tokens are bound to; only a key of that thumbprint is
+    /// kept under it, so a proof can never put its key in place of another's.
+    keys: moka::sync::Cache<Arc<str>, Arc<ProofKey>>,
 }
 
 /// A proof header's key, checked and prepared.
 struct ProofKey {
+    /// The header it came in, base64url as sent: a proof whose header is the same text has
+    /// the same key and algorithm, with nothing parsed or hashed again.
+    header: Box<str>,
     alg: Algorithm,
     key: crate::keys::PreparedKey,
 }
@@ -380,7 +384,7 @@ impl Dpop {
         let proof = one_proof(parts)?;
         let not_jws = |_| AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS");
         let compact = split(proof).map_err(not_jws)?;
-        let key = self.proof_key(compact.header).await?;
+        let key = self.proof_key(compact.header, jkt)?;
         let alg = key.alg;
         let payload = decode_part(compact.payload).ok();
         let claims = payload
@@ -437,12 +441,13 @@ impl Dpop {
         self.first_use(jkt, jti).await
     }
 
-    /// The key and algorithm of a proof header (base64url), checked once per header: a
+    /// The key and algorithm of a proof header (base64url), for a token bound to `jkt`. A
     /// client signs every proof under the same header, so its key is prepared (parsed,
-    /// checked, thumbprinted) on its first proof only.
-    async fn proof_key(&self, header_b64: &str) -> Result<Arc<ProofKey>, AuthError> {
-        let id = CredentialDigest::of(header_b64);
-        if let Some(key) = self.keys.get(&id) {
+    /// checked, thumbprinted) on its first proof only, and kept when it is the token's key.
+    fn proof_key(&self, header_b64: &str, jkt: &str) -> Result<Arc<ProofKey>, AuthError> {
+        if let Some(key) = self.keys.get(jkt)
+            && *key.header == *header_b64
+        {
             return Ok(key);
         }
         let header = parse_header::<ProofHeader>(header_b64)
@@ -463,10 +468,14 @@ impl Dpop {
                 AuthError::invalid_dpop_proof("the DPoP proof's algorithm is not accepted")
             })?;
         let key = Arc::new(ProofKey {
+            header: header_b64.into(),
             alg,
             key: prepare_proof_key(header.jwk.as_ref(), alg)?,
         });
-        self.keys.insert(id, key.clone());
+        // Another key is refused after the signature's check, as every proof is.
+        if key.key.material == jkt {
+            self.keys.insert(jkt.into(), key.clone());
+        }
         Ok(key)
     }
 
@@ -597,8 +606,9 @@ fn one_proof(parts: &Parts) -> Result<&str, AuthError> {
     if proof.len() > MAX_PROOF_LEN {
         return Err(AuthError::invalid_dpop_proof("the DPoP proof is too long"));
     }
-    proof
-        .to_str()
+    // UTF-8 is all that is checked here (and quickly): every part is then base64url-decoded,
+    // or compared with a header that was.
+    std::str::from_utf8(proof.as_bytes())
         .map_err(|_| AuthError::invalid_dpop_proof("the DPoP proof is not valid text"))
 }
 
