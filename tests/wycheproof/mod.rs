@@ -86,6 +86,7 @@ fn key_set(group: &Value) -> (String, bool) {
 /// Runs every vector; `backend` names the crypto provider installed, for the report.
 pub fn run(backend: &str) {
     let Some(dir) = folder() else { return };
+    signatures(&dir, backend);
     let (mut accepted, mut refused, mut skipped) = (0, 0, 0);
     let mut wrong = Vec::new();
     let mut by_design = Vec::new();
@@ -139,6 +140,81 @@ pub fn run(backend: &str) {
     assert!(
         wrong.is_empty(),
         "{} cases wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// Wycheproof's signature vectors (raw messages, one public JWK per group) through the same
+/// key preparation and verification as a JWKS key's, for each algorithm family tollgate
+/// verifies: valid cases accepted, invalid ones refused, "acceptable" ones counted apart.
+fn signatures(dir: &std::path::Path, backend: &str) {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::Algorithm;
+
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    };
+    let files = [
+        ("ecdsa_secp256r1_sha256_p1363_test.json", Algorithm::ES256),
+        ("ecdsa_secp384r1_sha384_p1363_test.json", Algorithm::ES384),
+        ("ed25519_test.json", Algorithm::EdDSA),
+        ("rsa_pss_2048_sha256_mgf1_32_test.json", Algorithm::PS256),
+        ("rsa_signature_2048_sha256_test.json", Algorithm::RS256),
+    ];
+    let (mut accepted, mut refused, mut acceptable) = (0, 0, 0);
+    let mut wrong = Vec::new();
+    for (file, alg) in files {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        for group in doc["testGroups"].as_array().unwrap() {
+            // A few EC groups come without a JWK: built from the uncompressed point.
+            let jwk = match group.get("publicKeyJwk").or_else(|| group.get("keyJwk")) {
+                Some(jwk) => jwk.to_string(),
+                None => {
+                    let point = hex(group["publicKey"]["uncompressed"].as_str().unwrap());
+                    let (x, y) = point[1..].split_at(point.len() / 2);
+                    let crv = if alg == Algorithm::ES256 {
+                        "P-256"
+                    } else {
+                        "P-384"
+                    };
+                    json!({
+                        "kty": "EC", "crv": crv,
+                        "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
+                    })
+                    .to_string()
+                }
+            };
+            for case in group["tests"].as_array().unwrap() {
+                let message = hex(case["msg"].as_str().unwrap());
+                let signature = URL_SAFE_NO_PAD.encode(hex(case["sig"].as_str().unwrap()));
+                let ok = tollgate_jwt::__conformance::verifies_signature(
+                    &jwk, alg, &message, &signature,
+                )
+                .unwrap_or(false);
+                match (case["result"].as_str().unwrap(), ok) {
+                    ("acceptable", _) => acceptable += 1,
+                    ("valid", true) => accepted += 1,
+                    ("invalid", false) => refused += 1,
+                    (expected, _) => wrong.push(format!(
+                        "{file} tc {} ({}): expected {expected}",
+                        case["tcId"], case["comment"]
+                    )),
+                }
+            }
+        }
+    }
+    println!(
+        "wycheproof signatures ({backend}): {accepted} valid accepted, {refused} invalid refused, {acceptable} acceptable (either way)"
+    );
+    assert!(accepted > 0 && refused > 0);
+    assert!(
+        wrong.is_empty(),
+        "{} signature cases wrong:\n{}",
         wrong.len(),
         wrong.join("\n")
     );

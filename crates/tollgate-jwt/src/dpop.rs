@@ -25,7 +25,7 @@ use tollgate_core::{
 };
 
 use crate::keys::prepare;
-use crate::token::{JoseHeader, decode_part, parse_header, split, whole_seconds};
+use crate::token::{JoseHeader, decode_part, parse_header, whole_seconds};
 
 /// The proof algorithms accepted by default: every asymmetric algorithm jsonwebtoken
 /// verifies (never `none`, never HMAC: RFC 9449 §4.2).
@@ -382,11 +382,17 @@ impl Dpop {
         jkt: &str,
     ) -> Result<(), AuthError> {
         let proof = one_proof(parts)?;
-        let not_jws = |_| AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS");
-        let compact = split(proof).map_err(not_jws)?;
-        let key = self.proof_key(compact.header, jkt)?;
+        let (key, header_len) = self.proof_key(proof, jkt)?;
+        // The header is known (equal to a checked one, or just parsed); the rest must be
+        // `payload.signature`, in text.
+        let (payload, signature) = std::str::from_utf8(&proof[header_len + 1..])
+            .ok()
+            .and_then(|rest| rest.split_once('.'))
+            .filter(|(_, signature)| !signature.is_empty() && !signature.contains('.'))
+            .ok_or_else(|| AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS"))?;
+        let message = &proof[..header_len + 1 + payload.len()];
         let alg = key.alg;
-        let payload = decode_part(compact.payload).ok();
+        let payload = decode_part(payload).ok();
         let claims = payload
             .as_deref()
             .and_then(|payload| serde_json::from_slice::<ProofClaims<'_>>(payload).ok())
@@ -396,14 +402,7 @@ impl Dpop {
         if let Some(nonces) = &self.nonces {
             nonces.check(claims.nonce.as_deref(), self.nonce_rotation)?;
         }
-        let valid = jsonwebtoken::crypto::verify(
-            compact.signature,
-            compact.message.as_bytes(),
-            &key.key.key,
-            alg,
-        )
-        .unwrap_or(false);
-        if !valid {
+        if !key.key.verifies(alg, message, signature) {
             return Err(AuthError::invalid_dpop_proof(
                 "the DPoP proof's signature is not valid",
             ));
@@ -441,17 +440,26 @@ impl Dpop {
         self.first_use(jkt, jti).await
     }
 
-    /// The key and algorithm of a proof header (base64url), for a token bound to `jkt`. A
-    /// client signs every proof under the same header, so its key is prepared (parsed,
-    /// checked, thumbprinted) on its first proof only, and kept when it is the token's key.
-    fn proof_key(&self, header_b64: &str, jkt: &str) -> Result<Arc<ProofKey>, AuthError> {
+    /// The key and algorithm of a proof's header, for a token bound to `jkt`, with the
+    /// header's length (a `.` follows it). A client signs every proof under the same header,
+    /// so its key is prepared (parsed, checked, thumbprinted) on its first proof only, and
+    /// kept when it is the token's key: a proof that starts with the header text it came in
+    /// has it, with nothing read again.
+    fn proof_key(&self, proof: &[u8], jkt: &str) -> Result<(Arc<ProofKey>, usize), AuthError> {
         if let Some(key) = self.keys.get(jkt)
-            && *key.header == *header_b64
+            && proof.get(key.header.len()) == Some(&b'.')
+            && proof.starts_with(key.header.as_bytes())
         {
-            return Ok(key);
+            let len = key.header.len();
+            return Ok((key, len));
         }
-        let header = parse_header::<ProofHeader>(header_b64)
-            .map_err(|_| AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS"))?;
+        let not_jws = || AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS");
+        let header_b64 = proof
+            .iter()
+            .position(|&b| b == b'.')
+            .and_then(|end| std::str::from_utf8(&proof[..end]).ok())
+            .ok_or_else(not_jws)?;
+        let header = parse_header::<ProofHeader>(header_b64).map_err(|_| not_jws())?;
         if !header
             .typ
             .as_deref()
@@ -476,7 +484,7 @@ impl Dpop {
         if key.key.material == jkt {
             self.keys.insert(jkt.into(), key.clone());
         }
-        Ok(key)
+        Ok((key, header_b64.len()))
     }
 
     /// `Ok` if `jti` is new for the key `jkt` (a `jti` is unique per key, RFC 9449 §11.1),
@@ -592,8 +600,9 @@ pub(crate) fn alg_name(alg: Algorithm) -> String {
     format!("{alg:?}")
 }
 
-/// The one `DPoP` header of the request, as text.
-fn one_proof(parts: &Parts) -> Result<&str, AuthError> {
+/// The one `DPoP` header of the request. It is not checked as text here: every part is
+/// base64url-decoded, or compared with a header that was, and read as text only then.
+fn one_proof(parts: &Parts) -> Result<&[u8], AuthError> {
     let mut proofs = parts.headers.get_all(&DPOP).iter();
     let proof = proofs
         .next()
@@ -606,10 +615,7 @@ fn one_proof(parts: &Parts) -> Result<&str, AuthError> {
     if proof.len() > MAX_PROOF_LEN {
         return Err(AuthError::invalid_dpop_proof("the DPoP proof is too long"));
     }
-    // UTF-8 is all that is checked here (and quickly): every part is then base64url-decoded,
-    // or compared with a header that was.
-    std::str::from_utf8(proof.as_bytes())
-        .map_err(|_| AuthError::invalid_dpop_proof("the DPoP proof is not valid text"))
+    Ok(proof.as_bytes())
 }
 
 /// The public key of the proof's header, prepared for `alg`: private parameters (or a

@@ -10,6 +10,7 @@ use tollgate_core::AuthError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::crypto::ParsedKey;
 use crate::keys::{KeySet, PreparedKey, check_rsa_modulus, parse_jwks, thumbprint};
 use crate::token::{Header, numeric_date};
 use crate::{BuildError, ClaimRule, Dpop, Mtls, ScopeMapping};
@@ -473,6 +474,7 @@ impl LocalKeys {
             kid: Some(kid.into()),
             algorithms: vec![alg],
             key,
+            parsed: ParsedKey::of(&jwk, &[alg]),
             material: thumbprint(&jwk).map_err(|e| BuildError::Keys(e.to_string()))?,
         })?;
         Ok(self)
@@ -505,6 +507,7 @@ impl LocalKeys {
             kid: Some(kid.into()),
             algorithms: vec![alg],
             key: DecodingKey::from_secret(secret),
+            parsed: ParsedKey::default(),
             // Local keys never change; nothing compares a secret's material.
             material: String::new(),
         })?;

@@ -14,6 +14,8 @@ use jsonwebtoken::jwk::{
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde_json::Value;
 
+use crate::crypto::ParsedKey;
+
 /// The smallest RSA modulus accepted, in bits.
 pub(crate) const MIN_RSA_BITS: usize = 2048;
 
@@ -23,12 +25,24 @@ pub(crate) struct PreparedKey {
     pub(crate) kid: Option<String>,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) key: DecodingKey,
+    /// The same key parsed once for its algorithms, where the backend allows it.
+    pub(crate) parsed: ParsedKey,
     /// What identifies the key material (its RFC 7638 thumbprint; for a secret, empty):
     /// a key replaced under an unchanged `kid` changes it.
     pub(crate) material: String,
 }
 
 impl PreparedKey {
+    /// Whether this key verifies `signature` (base64url) of `message` for `alg`: with the
+    /// key parsed once where there is one, else by jsonwebtoken.
+    pub(crate) fn verifies(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
+        self.parsed
+            .verify(alg, message, signature)
+            .unwrap_or_else(|| {
+                jsonwebtoken::crypto::verify(signature, message, &self.key, alg).unwrap_or(false)
+            })
+    }
+
     fn family(&self) -> Option<AlgorithmFamily> {
         self.algorithms.first().map(|a| a.family())
     }
@@ -265,6 +279,7 @@ pub(crate) fn prepare(jwk: &Jwk, allowed: &[Algorithm]) -> Result<PreparedKey, S
     let key = DecodingKey::from_jwk(jwk).map_err(|_| SkipReason::BadParameters)?;
     Ok(PreparedKey {
         kid: jwk.common.key_id.clone(),
+        parsed: ParsedKey::of(jwk, &algorithms),
         algorithms,
         key,
         material: thumbprint(jwk)?,

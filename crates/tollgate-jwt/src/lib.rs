@@ -114,4 +114,18 @@ pub mod __conformance {
             signed.signature,
         ))
     }
+
+    /// Whether the public JWK `jwk`, prepared for `alg` as a fetched JWKS key is, verifies
+    /// `signature` (base64url) of the raw `message`: the signature vectors' messages are
+    /// not JWS signing inputs. `Err` when the key is refused.
+    pub fn verifies_signature(
+        jwk: &str,
+        alg: jsonwebtoken::Algorithm,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<bool, String> {
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(jwk).map_err(|e| e.to_string())?;
+        let key = crate::keys::prepare(&jwk, &[alg]).map_err(|e| e.to_string())?;
+        Ok(key.verifies(alg, message, signature))
+    }
 }

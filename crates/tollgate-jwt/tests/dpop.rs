@@ -88,6 +88,12 @@ impl Rs {
     }
 
     async fn call(&self, method: &str, authorization: &str, proofs: &[&str]) -> Answer {
+        let proofs: Vec<&[u8]> = proofs.iter().map(|p| p.as_bytes()).collect();
+        self.call_bytes(method, authorization, &proofs).await
+    }
+
+    /// [`call`](Self::call) with proofs as bytes, which need not be text.
+    async fn call_bytes(&self, method: &str, authorization: &str, proofs: &[&[u8]]) -> Answer {
         let url = format!("http://{}/orders", self.authority);
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self
@@ -95,7 +101,10 @@ impl Rs {
             .request(method, url)
             .header("authorization", authorization);
         for proof in proofs {
-            req = req.header("dpop", *proof);
+            req = req.header(
+                "dpop",
+                reqwest::header::HeaderValue::from_bytes(proof).unwrap(),
+            );
         }
         let res = req.send().await.unwrap();
         let challenges = res
@@ -463,6 +472,63 @@ async fn dpop_proof_key_other_than_cnf_jkt_is_refused() {
     assert_eq!(rs.dpop(&token, &stolen()).await.status, 401);
     assert_eq!(rs.dpop(&token, &owner().build()).await.status, 200);
     assert_eq!(rs.hits(), 4);
+}
+
+#[tokio::test]
+async fn dpop_proof_that_begins_with_a_known_header_is_still_checked_whole() {
+    // A proof whose header is the text of one already checked skips reading it again: what
+    // follows must still be `payload.signature`, as text, and valid.
+    let idp = MockIdp::start().await;
+    let rs = rs(&idp, Dpop::allowed()).await;
+    let key = DpopKey::generate(Algorithm::ES256);
+    let token = idp.token().dpop_bound(&key).sign();
+    let fresh = || key.proof("GET", &rs.htu()).access_token(&token).build();
+    assert_eq!(rs.dpop(&token, &fresh()).await.status, 200);
+    let proof = fresh();
+    let (header, rest) = proof.split_once('.').unwrap();
+    let (payload, signature) = rest.split_once('.').unwrap();
+    let other = fresh();
+    let other_payload = other.split('.').nth(1).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("no signature", format!("{header}.{payload}").into()),
+        ("empty signature", format!("{header}.{payload}.").into()),
+        ("a fourth part", format!("{proof}.{signature}").into()),
+        ("header alone", format!("{header}.").into()),
+        ("header, no dot", header.into()),
+        (
+            "the header twice",
+            format!("{header}.{header}.{signature}").into(),
+        ),
+        (
+            "another proof's payload",
+            format!("{header}.{other_payload}.{signature}").into(),
+        ),
+        ("not text after the header", {
+            let mut bytes = format!("{header}.").into_bytes();
+            bytes.extend(b"\xff\xfe.");
+            bytes.extend(signature.as_bytes());
+            bytes
+        }),
+        ("not text in the signature", {
+            let mut bytes = format!("{header}.{payload}.").into_bytes();
+            bytes.extend(b"\xc3\xa9");
+            bytes
+        }),
+    ];
+    let auth = format!("DPoP {token}");
+    for (what, proof) in &cases {
+        let answer = rs.call_bytes("GET", &auth, &[proof]).await;
+        assert_eq!(answer.status, 401, "{what}");
+        assert_eq!(
+            answer.error_in("DPoP").as_deref(),
+            Some("invalid_dpop_proof"),
+            "{what}: {}",
+            answer.body
+        );
+    }
+    assert_eq!(rs.hits(), 1);
+    // The proof itself, never used, still passes: none of the above spent its jti.
+    assert_eq!(rs.dpop(&token, &proof).await.status, 200);
 }
 
 #[tokio::test]
