@@ -3,7 +3,8 @@
 //! - [`JwtAuth`] ([`JwtLayer`] as a layer): verifies `Authorization: Bearer` tokens with
 //!   `jsonwebtoken`, for one or several [`Issuer`]s chosen by `iss`.
 //! - Keys: a JWKS URL, OIDC / RFC 8414 discovery, or [`LocalKeys`]; prepared once when
-//!   loaded, swapped atomically, refreshed in the background (honoring `Cache-Control`),
+//!   loaded (with aws-lc-rs, parsed once too, where jsonwebtoken would parse a key for every
+//!   signature), swapped atomically, refreshed in the background (honoring `Cache-Control`),
 //!   refetched once (rate-limited, single flight) for an unknown `kid`, kept while the issuer
 //!   is down up to a maximum staleness, then 503. Unusable JWKs are skipped, not fatal.
 //! - Validation (RFC 8725, RFC 9068): algorithm allowlist and per-key algorithm binding (no
