@@ -694,13 +694,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// Whether `ath` is base64url(SHA-256(token)) (RFC 9449 §4.2), compared as bytes with the
-/// token's digest.
+/// Whether `ath` is base64url(SHA-256(token)) (RFC 9449 §4.2): the digest encoded, compared
+/// with `ath` as text (one canonical encoding, so nothing else matches).
 fn is_token_hash(ath: &str, token: &CredentialDigest) -> bool {
-    let mut decoded = [0u8; 32];
-    ath.len() == 43
-        && matches!(URL_SAFE_NO_PAD.decode_slice(ath, &mut decoded), Ok(32))
-        && decoded == *token.as_bytes()
+    let mut encoded = [0u8; 43];
+    matches!(
+        URL_SAFE_NO_PAD.encode_slice(token.as_bytes(), &mut encoded),
+        Ok(43)
+    ) && ath.as_bytes() == encoded
 }
 
 /// A path with percent-encodings upper-cased and unreserved characters decoded
@@ -840,6 +841,15 @@ mod tests {
         ));
         assert!(!is_token_hash(&ath[..42], &CredentialDigest::of("token")));
         assert!(!is_token_hash("", &CredentialDigest::of("token")));
+        // The same 32 bytes with a non-zero unused bit in the last character: not the
+        // canonical encoding, refused.
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = ALPHABET
+            .iter()
+            .position(|&c| c == ath.as_bytes()[42])
+            .unwrap();
+        let loose = format!("{}{}", &ath[..42], ALPHABET[last ^ 1] as char);
+        assert!(!is_token_hash(&loose, &CredentialDigest::of("token")));
     }
 
     #[test]
