@@ -5,9 +5,10 @@
 #[cfg(not(any(feature = "aws_lc_rs", feature = "rust_crypto")))]
 compile_error!("tollgate-jwt needs one of the features `aws_lc_rs` (default) or `rust_crypto`");
 
-use jsonwebtoken::Algorithm;
+#[cfg(feature = "aws_lc_rs")]
+use jsonwebtoken::DecodingKeyKind;
 use jsonwebtoken::crypto::CryptoProvider;
-use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey};
 
 /// Installs the process-wide provider if none is installed yet; aws-lc-rs wins when both
 /// features are on. An already-installed provider (the application's own choice) is kept,
@@ -36,13 +37,11 @@ pub(crate) struct ParsedKey {
 
 #[cfg(feature = "aws_lc_rs")]
 impl ParsedKey {
-    /// `jwk` parsed for each of `algorithms`, those aws-lc-rs refuses left to jsonwebtoken
-    /// (which then refuses their signatures just the same).
-    pub(crate) fn of(jwk: &Jwk, algorithms: &[Algorithm]) -> Self {
+    /// `key` parsed for each of `algorithms`, from the bytes jsonwebtoken holds for it;
+    /// those aws-lc-rs refuses are left to jsonwebtoken (which then refuses their signatures
+    /// just the same), and so are secrets (no algorithm here fits them).
+    pub(crate) fn of(key: &DecodingKey, algorithms: &[Algorithm]) -> Self {
         use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents};
-        use base64::Engine;
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        use jsonwebtoken::jwk::AlgorithmParameters;
 
         if !std::ptr::eq(
             ensure_provider(),
@@ -50,26 +49,19 @@ impl ParsedKey {
         ) {
             return ParsedKey::default();
         }
-        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).ok();
-        let parse = |alg: Algorithm| -> Option<ParsedPublicKey> {
-            match &jwk.algorithm {
-                AlgorithmParameters::RSA(rsa) => {
-                    let (n, e) = (decode(&rsa.n)?, decode(&rsa.e)?);
-                    RsaPublicKeyComponents { n, e }
-                        .to_parsed_public_key(rsa_parameters(alg)?)
-                        .ok()
-                }
-                AlgorithmParameters::EllipticCurve(ec) => {
-                    // The uncompressed point, as jsonwebtoken builds it.
-                    let mut point = vec![0x04];
-                    point.extend(decode(&ec.x)?);
-                    point.extend(decode(&ec.y)?);
-                    ParsedPublicKey::new(signature_algorithm(alg)?, point).ok()
-                }
-                AlgorithmParameters::OctetKeyPair(okp) => {
-                    ParsedPublicKey::new(signature_algorithm(alg)?, decode(&okp.x)?).ok()
-                }
-                _ => None,
+        let parse = |alg: Algorithm| match key.kind() {
+            DecodingKeyKind::RsaModulusExponent { n, e } => RsaPublicKeyComponents { n, e }
+                .to_parsed_public_key(rsa_parameters(alg)?)
+                .ok(),
+            // A DER or PEM RSA key, an EC point, an Ed25519 key: what jsonwebtoken's own
+            // aws-lc backend hands to aws-lc-rs for `alg`.
+            DecodingKeyKind::SecretOrDer(bytes) => {
+                let algorithm: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
+                    match rsa_parameters(alg) {
+                        Some(rsa) => rsa,
+                        None => signature_algorithm(alg)?,
+                    };
+                ParsedPublicKey::new(algorithm, bytes).ok()
             }
         };
         ParsedKey {
@@ -99,7 +91,7 @@ impl ParsedKey {
 
 #[cfg(not(feature = "aws_lc_rs"))]
 impl ParsedKey {
-    pub(crate) fn of(_: &Jwk, _: &[Algorithm]) -> Self {
+    pub(crate) fn of(_: &DecodingKey, _: &[Algorithm]) -> Self {
         ParsedKey::default()
     }
 
@@ -156,9 +148,9 @@ mod tests {
             Algorithm::RS512,
         ] {
             let signer = SigningKey::generate("k", alg);
-            let jwk: Jwk = serde_json::from_value(signer.jwk()).unwrap();
-            let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
-            let parsed = ParsedKey::of(&jwk, &[alg]);
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(signer.jwk()).unwrap();
+            let decoding = DecodingKey::from_jwk(&jwk).unwrap();
+            let parsed = ParsedKey::of(&decoding, &[alg]);
             let token = signer.sign(
                 jsonwebtoken::Header::new(alg),
                 &serde_json::json!({"sub": "a"}),
@@ -188,6 +180,65 @@ mod tests {
             }
             // A key is parsed for its own algorithms only; others are jsonwebtoken's to refuse.
             assert_eq!(parsed.verify(Algorithm::HS256, b"m", signature), None);
+        }
+    }
+
+    /// Keys configured as PEM (`LocalKeys::pem`) are parsed too, from the DER jsonwebtoken
+    /// keeps of them, and judge as jsonwebtoken does.
+    #[test]
+    fn pem_keys_are_parsed_too() {
+        use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+        use base64::Engine;
+
+        let pem = |der: PublicKeyX509Der<'_>| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+            format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+        };
+        let message = b"header.payload";
+        let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let mut rsa_signature = vec![0; rsa.public_modulus_len()];
+        rsa.sign(
+            &sig::RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            message,
+            &mut rsa_signature,
+        )
+        .unwrap();
+        let ec = EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let ec_signature = ec.sign(&SystemRandom::new(), message).unwrap();
+        let ed = Ed25519KeyPair::generate().unwrap();
+        let keys = [
+            (
+                Algorithm::RS256,
+                DecodingKey::from_rsa_pem(pem(rsa.public_key().as_der().unwrap()).as_bytes()),
+                rsa_signature,
+            ),
+            (
+                Algorithm::ES256,
+                DecodingKey::from_ec_pem(pem(ec.public_key().as_der().unwrap()).as_bytes()),
+                ec_signature.as_ref().to_vec(),
+            ),
+            (
+                Algorithm::EdDSA,
+                DecodingKey::from_ed_pem(pem(ed.public_key().as_der().unwrap()).as_bytes()),
+                ed.sign(message).as_ref().to_vec(),
+            ),
+        ];
+        for (alg, key, signature) in keys {
+            let key = key.unwrap();
+            let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+            let parsed = ParsedKey::of(&key, &[alg]);
+            for message in [&message[..], b"another message"] {
+                let expected =
+                    jsonwebtoken::crypto::verify(&signature, message, &key, alg).unwrap();
+                assert_eq!(
+                    parsed.verify(alg, message, &signature),
+                    Some(expected),
+                    "{alg:?}"
+                );
+            }
         }
     }
 }

@@ -10,7 +10,6 @@ use tollgate_core::AuthError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::crypto::ParsedKey;
 use crate::keys::{KeySet, PreparedKey, check_rsa_modulus, parse_jwks, thumbprint};
 use crate::token::{Header, numeric_date};
 use crate::{BuildError, ClaimRule, Dpop, Mtls, ScopeMapping};
@@ -470,13 +469,8 @@ impl LocalKeys {
         if let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
             check_rsa_modulus(&rsa.n).map_err(|e| BuildError::Keys(e.to_string()))?;
         }
-        self.push(PreparedKey {
-            kid: Some(kid.into()),
-            algorithms: vec![alg],
-            key,
-            parsed: ParsedKey::of(&jwk, &[alg]),
-            material: thumbprint(&jwk).map_err(|e| BuildError::Keys(e.to_string()))?,
-        })?;
+        let material = thumbprint(&jwk).map_err(|e| BuildError::Keys(e.to_string()))?;
+        self.push(PreparedKey::new(Some(kid.into()), vec![alg], key, material))?;
         Ok(self)
     }
 
@@ -503,14 +497,14 @@ impl LocalKeys {
                 "an {alg:?} secret must be at least {least} bytes"
             )));
         }
-        self.push(PreparedKey {
-            kid: Some(kid.into()),
-            algorithms: vec![alg],
-            key: DecodingKey::from_secret(secret),
-            parsed: ParsedKey::default(),
-            // Local keys never change; nothing compares a secret's material.
-            material: String::new(),
-        })?;
+        // Local keys never change; nothing compares a secret's material.
+        let key = DecodingKey::from_secret(secret);
+        self.push(PreparedKey::new(
+            Some(kid.into()),
+            vec![alg],
+            key,
+            String::new(),
+        ))?;
         Ok(self)
     }
 }

@@ -25,14 +25,30 @@ pub(crate) struct PreparedKey {
     pub(crate) kid: Option<String>,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) key: DecodingKey,
-    /// The same key parsed once for its algorithms, where the backend allows it.
-    pub(crate) parsed: ParsedKey,
+    /// The same key parsed once for its algorithms, where the backend allows it (derived
+    /// from `key` by [`PreparedKey::new`]).
+    parsed: ParsedKey,
     /// What identifies the key material (its RFC 7638 thumbprint; for a secret, empty):
     /// a key replaced under an unchanged `kid` changes it.
     pub(crate) material: String,
 }
 
 impl PreparedKey {
+    pub(crate) fn new(
+        kid: Option<String>,
+        algorithms: Vec<Algorithm>,
+        key: DecodingKey,
+        material: String,
+    ) -> Self {
+        PreparedKey {
+            parsed: ParsedKey::of(&key, &algorithms),
+            kid,
+            algorithms,
+            key,
+            material,
+        }
+    }
+
     /// Whether this key verifies `signature` (base64url) of `message` for `alg`: with the
     /// key parsed once where there is one, else by jsonwebtoken.
     pub(crate) fn verifies(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
@@ -277,13 +293,12 @@ pub(crate) fn prepare(jwk: &Jwk, allowed: &[Algorithm]) -> Result<PreparedKey, S
         check_rsa_modulus(&rsa.n)?;
     }
     let key = DecodingKey::from_jwk(jwk).map_err(|_| SkipReason::BadParameters)?;
-    Ok(PreparedKey {
-        kid: jwk.common.key_id.clone(),
-        parsed: ParsedKey::of(jwk, &algorithms),
+    Ok(PreparedKey::new(
+        jwk.common.key_id.clone(),
         algorithms,
         key,
-        material: thumbprint(jwk)?,
-    })
+        thumbprint(jwk)?,
+    ))
 }
 
 /// Reads a JWK Set document: every usable key, each unusable one skipped with a log line
