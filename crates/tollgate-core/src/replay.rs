@@ -2,6 +2,7 @@
 //! process's.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -126,11 +127,6 @@ impl Generations {
         }
         self.turned_at = now;
     }
-
-    fn holds(&self, key: u128, now: u64) -> bool {
-        let live = |map: &HashMap<u128, u64>| map.get(&key).is_some_and(|until| *until > now);
-        live(&self.current) || live(&self.previous)
-    }
 }
 
 impl MemoryReplayStore {
@@ -160,17 +156,27 @@ impl MemoryReplayStore {
         let mut generations = shard.lock().unwrap_or_else(|e| e.into_inner());
         generations.period = generations.period.max(ttl);
         generations.turn_over(now);
-        if generations.holds(key, now) {
+        let live = |until: &u64| *until > now;
+        if generations.previous.get(&key).is_some_and(live) {
             return Remembered::Replayed;
         }
-        if generations.current.len() + generations.previous.len() >= self.per_shard {
-            let turn = generations.turned_at.saturating_add(generations.period);
-            return Remembered::Full {
+        let held = generations.current.len() + generations.previous.len();
+        let turn = generations.turned_at.saturating_add(generations.period);
+        // One lookup in the current generation, for the check and the insert.
+        match generations.current.entry(key) {
+            Entry::Occupied(entry) if live(entry.get()) => Remembered::Replayed,
+            Entry::Occupied(mut entry) => {
+                entry.insert(now.saturating_add(ttl));
+                Remembered::New
+            }
+            Entry::Vacant(_) if held >= self.per_shard => Remembered::Full {
                 retry_after: Duration::from_millis(turn.saturating_sub(now)).max(SECOND),
-            };
+            },
+            Entry::Vacant(entry) => {
+                entry.insert(now.saturating_add(ttl));
+                Remembered::New
+            }
         }
-        generations.current.insert(key, now.saturating_add(ttl));
-        Remembered::New
     }
 }
 
@@ -215,6 +221,22 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_value_is_new_again_before_its_generation_turns_over() {
+        let store = MemoryReplayStore::with_capacity(100);
+        // A long TTL keeps the generations from turning over for a minute.
+        assert_eq!(
+            store.remember(&id(0), Duration::from_secs(60)),
+            Remembered::New
+        );
+        let short = Duration::from_millis(20);
+        assert_eq!(store.remember(&id(1), short), Remembered::New);
+        assert_eq!(store.remember(&id(1), short), Remembered::Replayed);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(store.remember(&id(1), short), Remembered::New);
+        assert_eq!(store.remember(&id(1), short), Remembered::Replayed);
+    }
+
+    #[test]
     fn values_survive_a_turn_over_within_their_ttl() {
         let mut generations = Generations {
             period: 100,
@@ -222,12 +244,12 @@ mod tests {
         };
         generations.current.insert(7, 150);
         generations.turn_over(120);
-        assert!(
-            generations.holds(7, 120),
+        assert_eq!(
+            generations.previous.get(&7),
+            Some(&150),
             "moved to the previous generation"
         );
         generations.turn_over(230);
-        assert!(!generations.holds(7, 230));
         assert!(generations.previous.is_empty() && generations.current.is_empty());
     }
 

@@ -219,8 +219,9 @@ impl TrustedIssuer {
         alg: Algorithm,
     ) -> Result<u64, AuthError> {
         let kid = parsed.header.kid.as_deref();
-        let verifies =
-            |key: &PreparedKey| key.verifies(alg, parsed.message.as_bytes(), parsed.signature);
+        let verifies = |key: &PreparedKey| {
+            key.verifies(alg, parsed.message.as_bytes(), parsed.signature.as_bytes())
+        };
         let store = match &self.keys {
             Keys::Local(keys) => return check(keys.lookup(kid, alg), verifies).map(|()| 0),
             Keys::Remote(store) => store,
@@ -298,7 +299,7 @@ pub(crate) fn signature_valid(
     signature: &str,
 ) -> bool {
     check(keys.lookup(kid, alg), |key| {
-        key.verifies(alg, message.as_bytes(), signature)
+        key.verifies(alg, message.as_bytes(), signature.as_bytes())
     })
     .is_ok()
 }

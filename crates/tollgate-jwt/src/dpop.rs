@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::DecodeSliceError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -25,7 +26,7 @@ use tollgate_core::{
 };
 
 use crate::keys::prepare;
-use crate::token::{JoseHeader, decode_part, parse_header, whole_seconds};
+use crate::token::{JoseHeader, parse_header, whole_seconds};
 
 /// The proof algorithms accepted by default: every asymmetric algorithm jsonwebtoken
 /// verifies (never `none`, never HMAC: RFC 9449 §4.2).
@@ -46,6 +47,10 @@ const MAX_PROOF_LEN: usize = 8 * 1024;
 
 /// The longest `jti` accepted, in bytes.
 const MAX_JTI_LEN: usize = 256;
+
+/// Decoded proof claims up to this many bytes are read from the stack (a proof's usually
+/// take 150–300); longer ones from the heap.
+const CLAIMS_ON_STACK: usize = 512;
 
 /// The `DPoP` request header.
 static DPOP: HeaderName = HeaderName::from_static("dpop");
@@ -381,28 +386,53 @@ impl Dpop {
         token: &CredentialDigest,
         jkt: &str,
     ) -> Result<(), AuthError> {
+        let entry = self.verify_proof(parts, token, jkt)?;
+        self.first_use(entry).await
+    }
+
+    /// Every check of the proof but the replay check, and where its `jti` is to be
+    /// remembered. Not async: the decoded claims stay on the stack, out of the future.
+    fn verify_proof(
+        &self,
+        parts: &Parts,
+        token: &CredentialDigest,
+        jkt: &str,
+    ) -> Result<ReplayEntry<'_>, AuthError> {
+        let not_jws = || AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS");
         let proof = one_proof(parts)?;
         let (key, header_len) = self.proof_key(proof, jkt)?;
         // The header is known (equal to a checked one, or just parsed); the rest must be
-        // `payload.signature`, in text.
-        let (payload, signature) = std::str::from_utf8(&proof[header_len + 1..])
+        // `payload.signature`, each part base64url, which no other byte (a third `.`, or
+        // one that is not text) passes. The last `.` is found from the end: a signature is
+        // shorter than the claims.
+        let rest = &proof[header_len + 1..];
+        let dot = rest.iter().rposition(|&b| b == b'.').ok_or_else(not_jws)?;
+        let (payload, signature) = (&rest[..dot], &rest[dot + 1..]);
+        if signature.is_empty() {
+            return Err(not_jws());
+        }
+        let message = &proof[..header_len + 1 + dot];
+        let mut on_stack = [0u8; CLAIMS_ON_STACK];
+        let on_heap;
+        let payload = match URL_SAFE_NO_PAD.decode_slice(payload, &mut on_stack) {
+            Ok(len) => &on_stack[..len],
+            Err(DecodeSliceError::OutputSliceTooSmall) => {
+                on_heap = URL_SAFE_NO_PAD.decode(payload).map_err(|_| not_jws())?;
+                &on_heap
+            }
+            Err(DecodeSliceError::DecodeError(_)) => return Err(not_jws()),
+        };
+        // Checked as text once, so the parser need not check each string.
+        let claims = std::str::from_utf8(payload)
             .ok()
-            .and_then(|rest| rest.split_once('.'))
-            .filter(|(_, signature)| !signature.is_empty() && !signature.contains('.'))
-            .ok_or_else(|| AuthError::invalid_dpop_proof("the DPoP proof is not a valid JWS"))?;
-        let message = &proof[..header_len + 1 + payload.len()];
-        let alg = key.alg;
-        let payload = decode_part(payload).ok();
-        let claims = payload
-            .as_deref()
-            .and_then(|payload| serde_json::from_slice::<ProofClaims<'_>>(payload).ok())
+            .and_then(|payload| serde_json::from_str::<ProofClaims<'_>>(payload).ok())
             .ok_or_else(|| {
                 AuthError::invalid_dpop_proof("the DPoP proof's claims are not valid")
             })?;
         if let Some(nonces) = &self.nonces {
             nonces.check(claims.nonce.as_deref(), self.nonce_rotation)?;
         }
-        if !key.key.verifies(alg, message, signature) {
+        if !key.key.verifies(key.alg, message, signature) {
             return Err(AuthError::invalid_dpop_proof(
                 "the DPoP proof's signature is not valid",
             ));
@@ -437,7 +467,7 @@ impl Dpop {
             .as_deref()
             .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
             .ok_or_else(|| AuthError::invalid_dpop_proof("the DPoP proof has no valid jti"))?;
-        self.first_use(jkt, jti).await
+        Ok(self.replay_entry(jkt, jti))
     }
 
     /// The key and algorithm of a proof's header, for a token bound to `jkt`, with the
@@ -487,26 +517,31 @@ impl Dpop {
         Ok((key, header_b64.len()))
     }
 
-    /// `Ok` if `jti` is new for the key `jkt` (a `jti` is unique per key, RFC 9449 §11.1),
-    /// remembered for as long as a proof can be accepted: twice the window.
-    async fn first_use(&self, jkt: &str, jti: &str) -> Result<(), AuthError> {
-        let ttl = self.window * 2;
-        let remembered = match &self.shared {
-            Some(store) => {
-                store
-                    .first_use_boxed(&format!("dpop:{jkt}:{jti}"), ttl)
-                    .await
-            }
-            None => {
-                // The digest of the same id, without building it.
-                let id = Sha256::new()
+    /// Where and as what the proof of `jti` by the key `jkt` is remembered (a `jti` is unique
+    /// per key, RFC 9449 §11.1).
+    fn replay_entry(&self, jkt: &str, jti: &str) -> ReplayEntry<'_> {
+        match &self.shared {
+            Some(store) => ReplayEntry::Shared(&**store, format!("dpop:{jkt}:{jti}")),
+            // The digest of the same id, without building it.
+            None => ReplayEntry::Local(CredentialDigest::from_bytes(
+                Sha256::new()
                     .chain_update("dpop:")
                     .chain_update(jkt)
                     .chain_update(":")
-                    .chain_update(jti);
-                self.local
-                    .remember(&CredentialDigest::from_bytes(id.finalize().into()), ttl)
-            }
+                    .chain_update(jti)
+                    .finalize()
+                    .into(),
+            )),
+        }
+    }
+
+    /// `Ok` if the proof is new, remembered for as long as a proof can be accepted: twice
+    /// the window.
+    async fn first_use(&self, entry: ReplayEntry<'_>) -> Result<(), AuthError> {
+        let ttl = self.window * 2;
+        let remembered = match entry {
+            ReplayEntry::Shared(store, id) => store.first_use_boxed(&id, ttl).await,
+            ReplayEntry::Local(digest) => self.local.remember(&digest, ttl),
         };
         match remembered {
             Remembered::New => Ok(()),
@@ -566,7 +601,10 @@ impl Dpop {
             }
         };
         // Most clients write `htu` as the server sees it: the same text needs no parsing.
-        let without_query = htu.split(['?', '#']).next().unwrap_or(htu);
+        let without_query = htu
+            .bytes()
+            .position(|b| b == b'?' || b == b'#')
+            .map_or(htu, |end| &htu[..end]);
         let rest = base
             .iter()
             .try_fold(without_query, |rest, piece| rest.strip_prefix(piece));
@@ -751,6 +789,14 @@ impl JoseHeader for ProofHeader {
     fn has_enc(&self) -> bool {
         self.enc.is_some()
     }
+}
+
+/// Where a proof's `jti` is remembered, and as what (see [`Dpop::replay_entry`]).
+enum ReplayEntry<'a> {
+    /// In the shared store, as `dpop:<jkt>:<jti>`.
+    Shared(&'a dyn DynReplayStore, String),
+    /// In this process's memory, as the digest of the same id.
+    Local(CredentialDigest),
 }
 
 /// The object-safe twin of [`ReplayStore`].

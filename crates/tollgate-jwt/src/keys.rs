@@ -51,11 +51,15 @@ impl PreparedKey {
 
     /// Whether this key verifies `signature` (base64url) of `message` for `alg`: with the
     /// key parsed once where there is one, else by jsonwebtoken.
-    pub(crate) fn verifies(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
+    pub(crate) fn verifies(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
         self.parsed
             .verify(alg, message, signature)
             .unwrap_or_else(|| {
-                jsonwebtoken::crypto::verify(signature, message, &self.key, alg).unwrap_or(false)
+                // Not base64url when not text.
+                std::str::from_utf8(signature).is_ok_and(|signature| {
+                    jsonwebtoken::crypto::verify(signature, message, &self.key, alg)
+                        .unwrap_or(false)
+                })
             })
     }
 

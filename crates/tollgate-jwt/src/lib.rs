@@ -127,6 +127,6 @@ pub mod __conformance {
     ) -> Result<bool, String> {
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(jwk).map_err(|e| e.to_string())?;
         let key = crate::keys::prepare(&jwk, &[alg]).map_err(|e| e.to_string())?;
-        Ok(key.verifies(alg, message, signature))
+        Ok(key.verifies(alg, message, signature.as_bytes()))
     }
 }

@@ -410,6 +410,10 @@ async fn dpop_proof_claims_escaped_duplicated_or_mistyped() {
     let escaped = proof().claims_text(|c| c.replace('/', r"\/")).build();
     let answer = rs.dpop(&token, &escaped).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
+    // Claims longer than the checker reads on its stack are read all the same.
+    let long = proof().claim("note", "n".repeat(2_000)).build();
+    let answer = rs.dpop(&token, &long).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
 #[tokio::test]
