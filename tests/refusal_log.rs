@@ -11,31 +11,9 @@ use tollgate_testkit::{MockKey, MockKeyService, ProtectedApp};
 const READER: &str = "sk_live_reader_0123456789";
 const UNKNOWN: &str = "sk_live_unknown_0123456789";
 
-/// Log lines of one test: a subscriber for this thread (the test's runtime has one).
-#[derive(Clone, Default)]
-struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn refusals_are_logged_at_info_once_per_reason_per_interval_and_spans_say_why() {
-    let lines = Lines::default();
-    let writer = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = tollgate_testkit::capture_logs(tracing::Level::DEBUG);
 
     let keys = MockKeyService::start().await;
     keys.add_key(READER, MockKey::new("key_reader_id"));
@@ -51,7 +29,7 @@ async fn refusals_are_logged_at_info_once_per_reason_per_interval_and_spans_say_
     }
     assert_eq!(app.with_header("x-api-key", READER).await.status(), 200);
 
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let info: Vec<&str> = text
         .lines()
         .filter(|l| l.contains(" INFO ") && l.contains("request refused"))

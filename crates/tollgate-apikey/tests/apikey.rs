@@ -458,27 +458,10 @@ async fn static_keys_through_the_layer() {
     assert_eq!(status_of(&app, KEY).await, 200);
 }
 
-/// Captures everything logged at every level while the closure's requests run.
+/// Captures everything logged at every level while the test's requests run.
 #[tokio::test]
 async fn logs_and_responses_never_contain_the_key() {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = tollgate_testkit::capture_logs(tracing::Level::TRACE);
 
     let service = service().await;
     let auth = ApiKeyAuth::builder(unkey(&service)).build();
@@ -495,7 +478,7 @@ async fn logs_and_responses_never_contain_the_key() {
     bodies.push_str(&res.text().await.unwrap());
     bodies.push_str(&format!("{auth:?}"));
 
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("key_1"), "the key id is logged: {logs}");
     for secret in [KEY, "sk_test_secret_unknown", ROOT] {
         assert!(!logs.contains(secret), "logs leak {secret}");

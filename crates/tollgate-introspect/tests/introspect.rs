@@ -487,24 +487,7 @@ async fn introspect_answers_shaped_like_hydra_keycloak_and_okta() {
 
 #[tokio::test]
 async fn introspect_logs_and_errors_never_contain_the_token() {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = tollgate_testkit::capture_logs(tracing::Level::TRACE);
 
     let idp = idp().await;
     let auth = introspection(&idp).build().await.unwrap();
@@ -521,7 +504,7 @@ async fn introspect_logs_and_errors_never_contain_the_token() {
     auth.invalidate_all().await;
     seen.push_str(&app.bearer(&good).await.text().await.unwrap());
     seen.push_str(&format!("{auth:?}"));
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     for secret in [&good, &bad, &SECRET.to_owned()] {
         assert!(!logs.contains(secret.as_str()), "logs leak a secret");
         assert!(!seen.contains(secret.as_str()), "responses leak a secret");

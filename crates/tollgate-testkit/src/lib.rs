@@ -25,6 +25,8 @@
 //! - [`RedisServer`]: a real `redis-server` of the test's own, stopped and started again at
 //!   will; [`RedisCluster`] (three primaries) and [`RedisSentinel`] (a primary, a replica and
 //!   a Sentinel that fails over when the primary is killed).
+//! - [`capture_logs`]: what the code under test logs on the test's thread, for tests that
+//!   check what is and is not logged.
 //! - [`alternating`] and [`quartiles`]: two operations timed in alternating rounds, for
 //!   benchmarks on machines that drift more than the effect measured.
 //!
@@ -53,6 +55,7 @@ mod dpop;
 pub mod grpc;
 mod idp;
 mod key_service;
+mod logs;
 mod paired;
 mod redis;
 mod server;
@@ -62,6 +65,7 @@ pub use app::ProtectedApp;
 pub use dpop::{DpopKey, ProofBuilder};
 pub use idp::{DEFAULT_AUDIENCE, IdpFault, MockIdp, OpaqueTokenBuilder, SigningKey, TokenBuilder};
 pub use key_service::{Fault, MockKey, MockKeyService};
+pub use logs::{CapturedLogs, capture_logs};
 pub use paired::{alternating, quartiles};
 pub use redis::{RedisCluster, RedisSentinel, RedisServer};
 pub use server::{prometheus_series, serve, unreachable_url};
