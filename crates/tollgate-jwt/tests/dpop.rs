@@ -489,7 +489,7 @@ async fn dpop_proof_key_other_than_cnf_jkt_is_refused() {
 #[tokio::test]
 async fn dpop_proof_that_begins_with_a_known_header_is_still_checked_whole() {
     // A proof whose header is the text of one already checked skips reading it again: what
-    // follows must still be `payload.signature`, as text, and valid.
+    // follows must still be `payload.signature`, each part base64url, and valid.
     let idp = MockIdp::start().await;
     let rs = rs(&idp, Dpop::allowed()).await;
     let key = DpopKey::generate(Algorithm::ES256);
